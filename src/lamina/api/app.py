@@ -1,0 +1,163 @@
+"""The HTTP edge: a plain ASGI application.
+
+Per request: read the body (bounded), verify SigV4, route by botocore's model, parse and
+validate, call one handler, serialise. Errors of type `ApiError` are rendered as AWS
+renders them; anything else becomes a 500 ServiceException and is logged.
+`/_lamina/…` holds Lamina's own endpoints (health, code download, status).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from lamina.api.handlers import HANDLERS, RequestContext, Services
+from lamina.api.model import LambdaModel
+from lamina.api.sigv4 import SigV4Verifier
+from lamina.errors import (
+    ApiError,
+    RequestEntityTooLargeException,
+    RequestTooLargeException,
+    ServiceException,
+    UnknownOperationException,
+)
+
+log = logging.getLogger("lamina.api")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 70_167_211          # AWS: the largest request CreateFunction accepts
+INVOKE_SUFFIX = "/invocations"
+MAX_INVOKE_BODY = 6_291_456
+
+
+class LambdaApi:
+    def __init__(self, services: Services, *, code_secret: bytes,
+                 on_startup: Callable[[], Awaitable[None]], on_shutdown: Callable[[], Awaitable[None]],
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self._services = services
+        self._model = LambdaModel()
+        self._verifier = SigV4Verifier(services.settings.credentials)
+        self._code_secret = code_secret
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+        self._status = status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._on_startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1")
+        if path.startswith("/_lamina/"):
+            await self._internal(scope, path, send)
+            return
+        try:
+            status, headers, body = await self._api(scope, path, receive)
+        except ApiError as err:
+            status, headers, body = self._model.render_error(err)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope["method"], path)
+            status, headers, body = self._model.render_error(ServiceException("Internal error"))
+        await _respond(send, status, headers, body)
+
+    async def _api(self, scope: Scope, path: str, receive: Receive) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _read_body(receive, headers, path)
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        caller = self._verifier.verify(scope["method"], path, query_string, headers, body)
+        matched = self._model.match(scope["method"], path)
+        if matched is None:
+            raise UnknownOperationException("Unknown operation")
+        op, path_params = matched
+        handler = HANDLERS.get(op.name)
+        if handler is None:
+            raise UnknownOperationException(f"Operation {op.name} is not supported by Lamina yet")
+        params = self._model.parse(op, path_params, parse_qsl(query_string, keep_blank_values=True), headers, body)
+        ctx = RequestContext(region=caller.region, account_id=self._services.settings.account_id)
+        output = await handler(self._services, ctx, params)
+        return self._model.serialize(op, output)
+
+    async def _internal(self, scope: Scope, path: str, send: Send) -> None:
+        if path == "/_lamina/health":
+            await _respond(send, 200, [("content-type", "application/json")], b'{"status":"ok"}')
+        elif path == "/_lamina/status":
+            body = json.dumps(self._status()).encode()
+            await _respond(send, 200, [("content-type", "application/json")], body)
+        elif path.startswith("/_lamina/code/"):
+            key = path.rsplit("/", 1)[1]
+            query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+            if not hmac.compare_digest(query.get("token", ""), self.code_token(key)):
+                await _respond(send, 403, [("content-type", "text/plain")], b"Forbidden")
+                return
+            try:
+                data = self._services.blob(key)
+            except KeyError:
+                await _respond(send, 404, [("content-type", "text/plain")], b"Not Found")
+                return
+            await _respond(send, 200, [("content-type", "application/zip")], data)
+        else:
+            await _respond(send, 404, [("content-type", "text/plain")], b"Not Found")
+
+    def code_token(self, blob_key: str) -> str:
+        return hmac.new(self._code_secret, blob_key.encode(), hashlib.sha256).hexdigest()
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> bytes:
+    limit = MAX_INVOKE_BODY if path.endswith(INVOKE_SUFFIX) else MAX_BODY_BYTES
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(path, limit)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(path, limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(path: str, limit: int) -> ApiError:
+    if path.endswith(INVOKE_SUFFIX):
+        return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    return RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes for the CreateFunction operation")
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"x-amzn-requestid", str(uuid.uuid4()).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

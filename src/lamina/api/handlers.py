@@ -1,0 +1,225 @@
+"""One handler per Lambda operation: take the parsed input, call one service, return output.
+
+Inputs and outputs are the model's CamelCase dicts; everything below speaks snake_case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.api import render
+from lamina.control.functions import FunctionService
+from lamina.control.model import FunctionConfig
+from lamina.control.names import FunctionRef, resolve
+from lamina.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestTooLargeException,
+    ResourceConflictException,
+    ResourceNotReadyException,
+)
+from lamina.invoke.invoker import Invoker
+from lamina.settings import Settings
+
+MAX_INVOKE_REQUEST_BYTES = 6_291_456
+MAX_ASYNC_REQUEST_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    region: str
+    account_id: str
+
+
+@dataclass
+class Services:
+    settings: Settings
+    functions: FunctionService
+    invoker: Invoker
+    code_url: Callable[[FunctionConfig], str]
+    blob: Callable[[str], bytes]
+    background: set[asyncio.Task[Any]]
+
+
+Handler = Callable[[Services, RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _ref(ctx: RequestContext, params: dict[str, Any]) -> FunctionRef:
+    return resolve(params["FunctionName"], params.get("Qualifier"), region=ctx.region, account_id=ctx.account_id)
+
+
+async def create_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    code = p.get("Code") or {}
+    if p.get("PackageType") == "Image" or code.get("ImageUri"):
+        raise InvalidParameterValueException("Container image functions are not supported by Lamina yet; "
+                                             "deploy a .zip file archive.")
+    if "ZipFile" not in code:
+        if code.get("S3Bucket") or code.get("S3Key"):
+            raise InvalidParameterValueException(
+                "Lamina does not read code from S3 yet; upload the deployment package with ZipFile.")
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    ref = _ref(ctx, p)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException("Unsupported function name: a qualifier is not allowed here.")
+    cfg = await s.functions.create(
+        ref, zip_file=code["ZipFile"], runtime=p.get("Runtime"), handler=p.get("Handler"), role=p["Role"],
+        **_config_changes(p),
+    )
+    return render.function_configuration(cfg)
+
+
+def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
+    env = p.get("Environment")
+    storage = p.get("EphemeralStorage")
+    tracing = p.get("TracingConfig")
+    arch = p.get("Architectures")
+    return {
+        "description": p.get("Description"),
+        "timeout": p.get("Timeout"),
+        "memory_size": p.get("MemorySize"),
+        "environment": dict(env.get("Variables") or {}) if env is not None else None,
+        "ephemeral_storage": storage["Size"] if storage else None,
+        "tracing_mode": tracing.get("Mode") if tracing else None,
+        "architectures": tuple(arch) if arch else None,
+    }
+
+
+async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    cfg = s.functions.get(_ref(ctx, p))
+    return {
+        "Configuration": render.function_configuration(cfg),
+        "Code": {"RepositoryType": "S3", "Location": s.code_url(cfg)},
+    }
+
+
+async def get_function_configuration(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return render.function_configuration(s.functions.get(_ref(ctx, p)))
+
+
+async def list_functions(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    max_items = p.get("MaxItems") or 50
+    page, marker = s.functions.list(ctx.account_id, ctx.region, p.get("Marker"), min(max_items, 10_000))
+    return {"Functions": [render.function_configuration(c) for c in page], "NextMarker": marker}
+
+
+async def update_function_code(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    if "ZipFile" not in p:
+        if p.get("S3Bucket") or p.get("S3Key"):
+            raise InvalidParameterValueException(
+                "Lamina does not read code from S3 yet; upload the deployment package with ZipFile.")
+        if p.get("ImageUri"):
+            raise InvalidParameterValueException(
+                "Please don't provide ImageUri when updating a function with packageType Zip.")
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    cfg = await s.functions.update_code(_ref(ctx, p), p["ZipFile"], p.get("RevisionId"))
+    return render.function_configuration(cfg)
+
+
+async def update_function_configuration(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    changes = _config_changes(p)
+    changes.pop("architectures")
+    cfg = await s.functions.update_configuration(
+        _ref(ctx, p), p.get("RevisionId"), runtime=p.get("Runtime"), handler=p.get("Handler"),
+        role=p.get("Role"), **changes)
+    return render.function_configuration(cfg)
+
+
+async def delete_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    await s.functions.delete(_ref(ctx, p))
+    return {}
+
+
+async def get_account_settings(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    functions = [c for c in s.functions.all() if c.account_id == ctx.account_id]
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": 80_530_636_800,
+            "CodeSizeUnzipped": 262_144_000,
+            "CodeSizeZipped": 52_428_800,
+            "ConcurrentExecutions": 1000,
+            "UnreservedConcurrentExecutions": 1000,
+        },
+        "AccountUsage": {"TotalCodeSize": sum(c.code.size for c in functions), "FunctionCount": len(functions)},
+    }
+
+
+def _client_context(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode()
+        json.loads(decoded)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object.") from None
+    return decoded
+
+
+def _check_payload(payload: bytes) -> bytes:
+    if not payload:
+        return b"{}"
+    try:
+        json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc.reason}") from None
+    except ValueError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+    return payload
+
+
+async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    payload: bytes = p.get("Payload") or b""
+    invocation_type = p.get("InvocationType") or "RequestResponse"
+    limit = MAX_ASYNC_REQUEST_BYTES if invocation_type == "Event" else MAX_INVOKE_REQUEST_BYTES
+    if len(payload) > limit:
+        raise RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    ref = _ref(ctx, p)
+    cfg = s.functions.get(ref)
+    payload = _check_payload(payload)
+    client_context = _client_context(p.get("ClientContext"))
+    if not cfg.ready:
+        if cfg.state.value == "Pending":
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in the following "
+                "state: Pending")
+        if cfg.state.value == "Failed":
+            raise ResourceNotReadyException(
+                f"The function is in a failed state and cannot be invoked: {cfg.state_reason or ''}".strip())
+    if invocation_type == "DryRun":
+        return {"StatusCode": 204}
+    if invocation_type == "Event":
+        task = asyncio.get_running_loop().create_task(
+            s.invoker.invoke(cfg, payload, client_context=client_context))
+        s.background.add(task)
+        task.add_done_callback(s.background.discard)
+        return {"StatusCode": 202}
+    result = await s.invoker.invoke(cfg, payload, client_context=client_context,
+                                    tail_log=p.get("LogType") == "Tail")
+    return {
+        "StatusCode": 200,
+        "FunctionError": result.function_error,
+        "LogResult": result.log_result,
+        "ExecutedVersion": result.executed_version,
+        "Payload": result.payload,
+    }
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateFunction": create_function,
+    "GetFunction": get_function,
+    "GetFunctionConfiguration": get_function_configuration,
+    "ListFunctions": list_functions,
+    "UpdateFunctionCode": update_function_code,
+    "UpdateFunctionConfiguration": update_function_configuration,
+    "DeleteFunction": delete_function,
+    "GetAccountSettings": get_account_settings,
+    "Invoke": invoke,
+}

@@ -1,0 +1,41 @@
+"""Domain values → AWS's CamelCase output members (the only place that knows both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.control.model import FunctionConfig
+
+
+def function_configuration(cfg: FunctionConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FunctionName": cfg.name,
+        "FunctionArn": cfg.arn,
+        "Runtime": cfg.runtime,
+        "Role": cfg.role,
+        "Handler": cfg.handler,
+        "CodeSize": cfg.code.size,
+        "Description": cfg.description,
+        "Timeout": cfg.timeout,
+        "MemorySize": cfg.memory_size,
+        "LastModified": cfg.last_modified,
+        "CodeSha256": cfg.code.sha256_b64,
+        "Version": cfg.version,
+        "TracingConfig": {"Mode": cfg.tracing_mode},
+        "RevisionId": cfg.revision_id,
+        "State": cfg.state.value,
+        "StateReason": cfg.state_reason,
+        "StateReasonCode": cfg.state_reason_code,
+        "PackageType": cfg.package_type,
+        "Architectures": list(cfg.architectures),
+        "EphemeralStorage": {"Size": cfg.ephemeral_storage},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "LoggingConfig": {"LogFormat": "Text", "LogGroup": cfg.log_group_name},
+    }
+    if cfg.environment:
+        out["Environment"] = {"Variables": dict(cfg.environment)}
+    if cfg.last_update_status is not None:
+        out["LastUpdateStatus"] = cfg.last_update_status.value
+        out["LastUpdateStatusReason"] = cfg.last_update_status_reason
+        out["LastUpdateStatusReasonCode"] = cfg.last_update_status_reason_code
+    return {k: v for k, v in out.items() if v is not None}

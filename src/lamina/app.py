@@ -1,0 +1,78 @@
+"""Wiring: `create_app(settings)` builds every part once and hands each its collaborators."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from lamina.api.app import LambdaApi
+from lamina.api.handlers import Services
+from lamina.control.functions import FunctionService
+from lamina.control.model import FunctionConfig
+from lamina.invoke.invoker import Invoker
+from lamina.observe.logs import LogSink
+from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.store.blobs import FileBlobStore
+from lamina.store.metadata import SqlMetadataStore
+
+log = logging.getLogger("lamina")
+
+
+def _secret(data_dir: Path) -> bytes:
+    path = data_dir / "secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def create_app(settings: Any) -> LambdaApi:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o711)
+    code_secret = _secret(data_dir)
+    store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}")
+    blobs = FileBlobStore(data_dir / "blobs")
+    catalog = RuntimeCatalog()
+    logs = LogSink(data_dir)
+    invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key))
+    functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
+                                on_delete=invoker.function_deleted)
+
+    def code_url(cfg: FunctionConfig) -> str:
+        token = hmac.new(code_secret, cfg.code.blob_key.encode(), hashlib.sha256).hexdigest()
+        return f"{settings.base_url}/_lamina/code/{cfg.code.blob_key}?token={token}"
+
+    services = Services(settings=settings, functions=functions, invoker=invoker, code_url=code_url,
+                        blob=blobs.get, background=set())
+
+    async def startup() -> None:
+        await functions.load()
+        await invoker.start()
+        log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
+                 ", ".join(catalog.names))
+
+    async def shutdown() -> None:
+        await functions.close()
+        await invoker.close()
+        logs.close()
+        store.close()
+        await asyncio.sleep(0)
+
+    def status() -> dict[str, Any]:
+        out: dict[str, Any] = {"functions": {}}
+        for (account, region, name), envs in invoker.environments().items():
+            counts: dict[str, int] = {}
+            for env in envs:
+                counts[env.state.value] = counts.get(env.state.value, 0) + 1
+            out["functions"][f"{region}/{name}"] = {"environments": counts}
+        return out
+
+    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown, status=status)

@@ -1,0 +1,79 @@
+"""`lamina` command line: `serve` runs everything in one process; `logs` reads function logs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from lamina.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        print(f"lamina: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    import uvicorn
+
+    from lamina.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                            lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=75)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from lamina.observe.logs import log_path
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    path = log_path(settings.data_dir, args.region or settings.default_region, args.function_name)
+    if not path.exists() and not args.follow:
+        print(f"lamina: no logs for {args.function_name}", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        if path.exists():
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset += len(chunk)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+        if not args.follow:
+            return 0
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lamina", description="A self-hosted AWS Lambda-compatible service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+    serve.set_defaults(run=_serve)
+    logs = sub.add_parser("logs", help="print a function's log")
+    logs.add_argument("function_name")
+    logs.add_argument("--follow", "-f", action="store_true")
+    logs.add_argument("--data-dir", type=Path)
+    logs.add_argument("--region")
+    logs.set_defaults(run=_logs)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

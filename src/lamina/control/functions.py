@@ -1,0 +1,240 @@
+"""Function lifecycle: create, read, list, update code/configuration, delete.
+
+Pure domain rules plus calls to the store; no HTTP here. Every write goes through this
+service, which keeps an in-memory view of all functions (the invoke path reads it
+without touching SQLite). State machine: Pending → Active (or Failed) after create;
+LastUpdateStatus InProgress → Successful (or Failed) after an update; a second change
+while one is in progress is refused with 409 as AWS refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from lamina.control.codezip import inspect_zip
+from lamina.control.model import (
+    STATE_TRANSITIONS,
+    CodeRef,
+    FunctionConfig,
+    FunctionState,
+    LastUpdateStatus,
+    aws_timestamp,
+    new_revision_id,
+)
+from lamina.control.names import FunctionRef
+from lamina.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lamina.runtimes.catalog import DEPRECATED, RuntimeCatalog, deprecation_message
+from lamina.store.protocols import BlobStore, MetadataStore
+
+RESERVED_ENV_KEYS = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+ENV_LIMIT_BYTES = 4096
+Key = tuple[str, str, str]
+
+
+def _key(account: str, region: str, name: str) -> Key:
+    return (account, region, name)
+
+
+class FunctionService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, catalog: RuntimeCatalog,
+                 on_change: Callable[[FunctionConfig], None],
+                 on_delete: Callable[[str, str, str], None]) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._catalog = catalog
+        self._on_change = on_change
+        self._on_delete = on_delete
+        self._functions: dict[Key, FunctionConfig] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def load(self) -> None:
+        """Read every function; finish transitions a previous run left half-way."""
+        for cfg in self._store.all_functions():
+            self._functions[_key(cfg.account_id, cfg.region, cfg.name)] = cfg
+            if cfg.state is FunctionState.PENDING or cfg.last_update_status is LastUpdateStatus.IN_PROGRESS:
+                self._schedule_settle(cfg)
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, ref: FunctionRef) -> FunctionConfig:
+        cfg = self._functions.get(_key(ref.account_id, ref.region, ref.name))
+        if cfg is None or (ref.qualifier not in (None, cfg.version)):
+            raise ResourceNotFoundException(f"Function not found: {ref.arn}")
+        return cfg
+
+    def list(self, account: str, region: str, marker: str | None,
+             max_items: int) -> tuple[list[FunctionConfig], str | None]:
+        names = sorted(n for (a, r, n) in self._functions if a == account and r == region)
+        start = 0
+        if marker:
+            start = next((i for i, n in enumerate(names) if n > marker), len(names))
+        page = names[start:start + max_items]
+        next_marker = page[-1] if start + max_items < len(names) and page else None
+        return [self._functions[_key(account, region, n)] for n in page], next_marker
+
+    def all(self) -> list[FunctionConfig]:
+        return list(self._functions.values())
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def create(self, ref: FunctionRef, *, zip_file: bytes, runtime: str | None, handler: str | None,
+                     role: str, **config: Any) -> FunctionConfig:
+        key = _key(ref.account_id, ref.region, ref.name)
+        if key in self._functions:
+            raise ResourceConflictException(f"Function already exist: {ref.name}")
+        self._check_runtime(runtime)
+        self._check_environment(config.get("environment") or {})
+        code = await self._store_code(zip_file)
+        cfg = FunctionConfig(region=ref.region, account_id=ref.account_id, name=ref.name,
+                             runtime=runtime, handler=handler, role=role, code=code,
+                             **{k: v for k, v in config.items() if v is not None})
+        if key in self._functions:
+            raise ResourceConflictException(f"Function already exist: {ref.name}")
+        self._store.create_function(cfg)
+        self._functions[key] = cfg
+        self._schedule_settle(cfg)
+        return cfg
+
+    async def update_code(self, ref: FunctionRef, zip_file: bytes, revision_id: str | None) -> FunctionConfig:
+        current = self._updatable(ref, revision_id)
+        code = await self._store_code(zip_file)
+        current = self._updatable(ref, revision_id)
+        return self._begin_update(current, replace(current, code=code))
+
+    async def update_configuration(self, ref: FunctionRef, revision_id: str | None,
+                                   **changes: Any) -> FunctionConfig:
+        current = self._updatable(ref, revision_id)
+        if "runtime" in changes and changes["runtime"] is not None:
+            self._check_runtime(changes["runtime"])
+        if changes.get("environment") is not None:
+            self._check_environment(changes["environment"])
+        updates = {k: v for k, v in changes.items() if v is not None}
+        return self._begin_update(current, replace(current, **updates))
+
+    async def delete(self, ref: FunctionRef) -> None:
+        cfg = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        if ref.qualifier not in (None, cfg.version):
+            raise ResourceNotFoundException(f"Function not found: {ref.arn}")
+        if ref.qualifier == cfg.version:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function.")
+        self._store.delete_function(ref.region, ref.name, account_id=ref.account_id)
+        self._functions.pop(_key(ref.account_id, ref.region, ref.name), None)
+        self._on_delete(ref.account_id, ref.region, ref.name)
+
+    # -- rules --------------------------------------------------------------------------------------
+    def _check_runtime(self, runtime: str | None) -> None:
+        if runtime is None:
+            raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions "
+                                                 "created with deployment packages.")
+        if runtime in DEPRECATED:
+            raise InvalidParameterValueException(deprecation_message(runtime))
+        if self._catalog.get(runtime) is None:
+            raise InvalidParameterValueException(
+                f"The runtime parameter of {runtime} is not available on this Lamina host. "
+                f"Runtimes available here: {', '.join(self._catalog.names)}.")
+
+    @staticmethod
+    def _check_environment(variables: dict[str, str]) -> None:
+        reserved = [k for k in variables if k in RESERVED_ENV_KEYS]
+        if reserved:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the environment variables "
+                "you have provided contains reserved keys that are currently not supported for modification. "
+                f"Reserved keys used in this request: {', '.join(reserved)}")
+        measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
+        if len(measured.encode()) > ENV_LIMIT_BYTES:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the environment variables "
+                f"you have provided exceeded the 4KB limit. String measured: {measured}")
+
+    async def _store_code(self, zip_file: bytes) -> CodeRef:
+        def work() -> CodeRef:
+            prepared = inspect_zip(zip_file)
+            self._blobs.put(zip_file)
+            return CodeRef(prepared.blob_key, prepared.sha256_b64, prepared.size, prepared.unzipped_size)
+
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+
+    def _updatable(self, ref: FunctionRef, revision_id: str | None) -> FunctionConfig:
+        cfg = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        if ref.qualifier not in (None, cfg.version):
+            raise ResourceNotFoundException(f"Function not found: {ref.arn}")
+        if revision_id is not None and revision_id != cfg.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+        if cfg.state is FunctionState.PENDING:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in the following "
+                f"state: {cfg.state.value}")
+        if cfg.last_update_status is LastUpdateStatus.IN_PROGRESS:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for resource: "
+                f"{cfg.arn}")
+        return cfg
+
+    def _begin_update(self, current: FunctionConfig, changed: FunctionConfig) -> FunctionConfig:
+        cfg = replace(changed, last_update_status=LastUpdateStatus.IN_PROGRESS,
+                      last_update_status_reason="The function is being created.",
+                      last_update_status_reason_code="Creating",
+                      last_modified=aws_timestamp(), revision_id=new_revision_id(),
+                      generation=current.generation + 1)
+        self._store.put_function(cfg, expected_revision=current.revision_id)
+        self._functions[_key(cfg.account_id, cfg.region, cfg.name)] = cfg
+        self._on_change(cfg)
+        self._schedule_settle(cfg)
+        return cfg
+
+    # -- settling: Pending → Active, InProgress → Successful --------------------------------------
+    def _schedule_settle(self, cfg: FunctionConfig) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle(cfg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, cfg: FunctionConfig) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._blobs.extracted, cfg.code.blob_key)
+            error: str | None = None
+        except Exception as exc:  # noqa: BLE001 - any failure to prepare the code fails the function
+            error = str(exc) or type(exc).__name__
+        key = _key(cfg.account_id, cfg.region, cfg.name)
+        current = self._functions.get(key)
+        if current is None or current.revision_id != cfg.revision_id:
+            return  # deleted or changed again meanwhile; the newer change settles itself
+        if current.state is FunctionState.PENDING:
+            target = FunctionState.FAILED if error else FunctionState.ACTIVE
+            assert target in STATE_TRANSITIONS[current.state]
+            settled = replace(current, state=target,
+                              state_reason=f"Lamina could not prepare the code: {error}" if error else None,
+                              state_reason_code="InvalidZipFileException" if error else None,
+                              last_update_status=LastUpdateStatus.FAILED if error else LastUpdateStatus.SUCCESSFUL,
+                              last_update_status_reason=None, last_update_status_reason_code=None,
+                              revision_id=new_revision_id())
+        else:
+            settled = replace(current,
+                              last_update_status=LastUpdateStatus.FAILED if error else LastUpdateStatus.SUCCESSFUL,
+                              last_update_status_reason=f"Lamina could not prepare the code: {error}" if error else None,
+                              last_update_status_reason_code="InvalidZipFileException" if error else None,
+                              revision_id=new_revision_id())
+        self._store.put_function(settled, expected_revision=current.revision_id)
+        self._functions[key] = settled
+        self._on_change(settled)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

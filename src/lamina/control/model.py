@@ -1,0 +1,104 @@
+"""Domain values of the control plane: frozen, snake_case, changed with `dataclasses.replace`.
+
+A `FunctionConfig` is one version of a function (`$LATEST` for now). It is never
+mutated in place; every change produces a new value with a fresh `revision_id`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+LATEST = "$LATEST"
+
+
+class FunctionState(enum.StrEnum):
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+    FAILED = "Failed"
+
+
+class LastUpdateStatus(enum.StrEnum):
+    IN_PROGRESS = "InProgress"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+
+
+# Allowed function-state transitions; anything not listed is refused.
+STATE_TRANSITIONS: dict[FunctionState, frozenset[FunctionState]] = {
+    FunctionState.PENDING: frozenset({FunctionState.ACTIVE, FunctionState.FAILED}),
+    FunctionState.ACTIVE: frozenset({FunctionState.INACTIVE, FunctionState.FAILED}),
+    FunctionState.INACTIVE: frozenset({FunctionState.ACTIVE, FunctionState.FAILED}),
+    FunctionState.FAILED: frozenset({FunctionState.ACTIVE}),
+}
+
+
+def aws_timestamp(moment: datetime | None = None) -> str:
+    """`LastModified` as AWS writes it: 2024-01-02T03:04:05.678+0000."""
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def new_revision_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """A function's deployment package in the blob store."""
+
+    blob_key: str          # hex sha256 of the zip bytes (content address)
+    sha256_b64: str        # CodeSha256 as AWS reports it (base64 of the digest)
+    size: int              # zipped size in bytes (CodeSize)
+    unzipped_size: int
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    region: str
+    account_id: str
+    name: str
+    runtime: str | None
+    handler: str | None
+    role: str
+    code: CodeRef
+    description: str = ""
+    timeout: int = 3
+    memory_size: int = 128
+    ephemeral_storage: int = 512
+    environment: dict[str, str] = field(default_factory=dict)
+    architectures: tuple[str, ...] = ("x86_64",)
+    package_type: str = "Zip"
+    tracing_mode: str = "PassThrough"
+    version: str = LATEST
+    state: FunctionState = FunctionState.PENDING
+    state_reason: str | None = "The function is being created."
+    state_reason_code: str | None = "Creating"
+    last_update_status: LastUpdateStatus | None = None
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+    last_modified: str = field(default_factory=aws_timestamp)
+    revision_id: str = field(default_factory=new_revision_id)
+    # bumped on every code or configuration change: environments started for an older
+    # generation are never handed a new invoke
+    generation: int = 1
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+    @property
+    def qualified_arn(self) -> str:
+        return f"{self.arn}:{self.version}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+    @property
+    def ready(self) -> bool:
+        """Invokable: Active and not in the middle of an update."""
+        return self.state is FunctionState.ACTIVE and self.last_update_status is not LastUpdateStatus.IN_PROGRESS

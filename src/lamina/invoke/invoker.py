@@ -1,0 +1,190 @@
+"""The invoke path: pick (or start) an environment, run the event, render nothing.
+
+`Invoker.invoke` is the one entry point. It never raises for function failures; those
+come back in `InvokeResult`. Concurrent invokes of one function each get an environment
+of their own, started as needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamina.control.model import FunctionConfig
+from lamina.invoke.pool import FunctionKey, FunctionPool
+from lamina.observe.logs import LogSink, tail
+from lamina.runtimeapi.channel import Invocation, RuntimeReply
+from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.sandbox import cgroups
+from lamina.sandbox.cgroups import limits_for
+from lamina.sandbox.environment import Environment
+from lamina.sandbox.linux import SandboxSpec
+from lamina.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    payload: bytes
+    function_error: str | None      # "Unhandled" when the function failed
+    error_type: str | None          # the wire error type (Runtime.ExitError, Sandbox.Timedout, …)
+    log_result: str | None          # base64 of the log tail when asked for
+    executed_version: str
+    request_id: str
+    duration_ms: float
+    init_duration_ms: float | None
+
+
+def _trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+class Invoker:
+    def __init__(self, settings: Settings, catalog: RuntimeCatalog, logs: LogSink,
+                 code_dir: Callable[[FunctionConfig], Path]) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._logs = logs
+        self._code_dir = code_dir
+        self._pools: dict[FunctionKey, FunctionPool] = {}
+        self._generations: dict[FunctionKey, int] = {}
+        self._cgroup_base = f"lamina/{os.getpid()}"
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if cgroups.available():
+            cgroups.sweep("lamina")
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for pool in self._pools.values():
+            for env in pool:
+                pool.discard(env)
+        self._pools.clear()
+        await asyncio.sleep(0)
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.2, min(5.0, self._settings.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for pool in self._pools.values():
+                pool.reap_idle(self._settings.idle_timeout)
+
+    # -- control-plane notifications -----------------------------------------------------
+    def function_changed(self, cfg: FunctionConfig) -> None:
+        """Code or configuration changed: environments of older generations stop serving."""
+        key = (cfg.account_id, cfg.region, cfg.name)
+        self._generations[key] = cfg.generation
+        pool = self._pools.get(key)
+        if pool is not None:
+            pool.retire_older_than(cfg.generation)
+
+    def function_deleted(self, account: str, region: str, name: str) -> None:
+        key = (account, region, name)
+        self._generations.pop(key, None)
+        pool = self._pools.pop(key, None)
+        if pool is not None:
+            for env in pool:
+                pool.discard(env)
+
+    # -- invoke ----------------------------------------------------------------------------
+    async def invoke(self, cfg: FunctionConfig, payload: bytes, *, client_context: str | None = None,
+                     cognito_identity: str | None = None, tail_log: bool = False) -> InvokeResult:
+        key = (cfg.account_id, cfg.region, cfg.name)
+        self._generations[key] = max(self._generations.get(key, 0), cfg.generation)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = FunctionPool()
+        request_id = str(uuid.uuid4())
+        env = pool.take(cfg.generation)
+        if env is None:
+            env = await self._start_environment(cfg, pool)
+        now_ms = int(time.time() * 1000)
+        invocation = Invocation(
+            request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,
+            invoked_function_arn=cfg.arn, trace_id=_trace_id(),
+            client_context=client_context, cognito_identity=cognito_identity,
+        )
+        try:
+            outcome = await env.invoke(invocation, float(cfg.timeout))
+        finally:
+            pool.give_back(env, self._generations.get(key))
+        return InvokeResult(
+            payload=outcome.payload,
+            function_error=None if outcome.ok else "Unhandled",
+            error_type=outcome.error_type,
+            log_result=base64.b64encode(tail(outcome.log)).decode() if tail_log else None,
+            executed_version=cfg.version,
+            request_id=request_id,
+            duration_ms=outcome.duration_ms,
+            init_duration_ms=outcome.init_duration_ms,
+        )
+
+    async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool) -> Environment:
+        launch = self._catalog.get(cfg.runtime or "")
+        code_dir = await asyncio.get_running_loop().run_in_executor(None, self._code_dir, cfg)
+        env_vars = self._environment_variables(cfg)
+        spec = SandboxSpec(
+            code_dir=code_dir, argv=launch.argv if launch else ("/var/task/bootstrap",),
+            env=env_vars, tmp_mb=cfg.ephemeral_storage,
+            runtime_dir=launch.runtime_dir if launch else None,
+            uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,
+        )
+        env = Environment(
+            spec=spec, limits=limits_for(cfg.memory_size, cfg.ephemeral_storage, self._settings.pids_limit),
+            cgroup_base=self._cgroup_base, memory_mb=cfg.memory_size, version=cfg.version,
+            log_writer=lambda data: self._logs.write(cfg.region, cfg.name, data), key=cfg.generation,
+        )
+        env_vars["AWS_LAMBDA_LOG_STREAM_NAME"] = (
+            time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{cfg.version}]{env.id}")
+        pool.add(env)
+        if launch is not None and launch.runtime_dir is None and not (code_dir / "bootstrap").exists():
+            await env.fail_start(RuntimeReply(False, (
+                b'{"errorType":"Runtime.InvalidEntrypoint","errorMessage":"Couldn\'t find valid bootstrap(s): '
+                b'[/var/task/bootstrap /opt/bootstrap]"}'), "Runtime.InvalidEntrypoint"))
+        else:
+            await env.start()
+        return env
+
+    def _environment_variables(self, cfg: FunctionConfig) -> dict[str, str]:
+        launch = self._catalog.get(cfg.runtime or "")
+        env = dict(cfg.environment)
+        env.update({
+            "AWS_LAMBDA_FUNCTION_NAME": cfg.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": cfg.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": cfg.log_group_name,
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": cfg.region,
+            "AWS_DEFAULT_REGION": cfg.region,
+            "_HANDLER": cfg.handler or "",
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:"
+                               "/var/task/lib:/opt/lib",
+        })
+        if launch is not None:
+            if launch.execution_env:
+                env["AWS_EXECUTION_ENV"] = launch.execution_env
+            env.update(dict(launch.extra_env))
+        return env
+
+    # -- introspection -----------------------------------------------------------------------
+    def environments(self) -> dict[FunctionKey, list[Environment]]:
+        return {key: list(pool) for key, pool in self._pools.items()}

@@ -1,0 +1,59 @@
+"""Warm environments of each function, most-recently-used first.
+
+An environment is handed out only for the configuration generation it was started for:
+after a code or configuration change, older idle environments are destroyed and busy
+ones are destroyed when they are released, so a new invoke never meets old code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from lamina.sandbox.environment import EnvState, Environment
+
+FunctionKey = tuple[str, str, str]  # (account, region, name)
+
+
+class FunctionPool:
+    def __init__(self) -> None:
+        self._idle: list[Environment] = []   # MRU at the end
+        self.environments: set[Environment] = set()
+
+    def take(self, generation: int) -> Environment | None:
+        while self._idle:
+            env = self._idle.pop()
+            if env.state is EnvState.IDLE and env.key == generation:
+                return env
+            self.discard(env)
+        return None
+
+    def add(self, env: Environment) -> None:
+        self.environments.add(env)
+
+    def give_back(self, env: Environment, current_generation: int | None) -> None:
+        if env.state is EnvState.IDLE and env.key == current_generation:
+            self._idle.append(env)
+        else:
+            self.discard(env)
+
+    def discard(self, env: Environment) -> None:
+        self.environments.discard(env)
+        if env in self._idle:
+            self._idle.remove(env)
+        env.destroy()
+
+    def retire_older_than(self, generation: int | None) -> None:
+        for env in list(self._idle):
+            if env.key != generation:
+                self.discard(env)
+
+    def reap_idle(self, idle_timeout: float, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        stale = [e for e in self._idle if now - e.last_used >= idle_timeout]
+        for env in stale:
+            self.discard(env)
+        return len(stale)
+
+    def __iter__(self) -> Iterator[Environment]:
+        return iter(list(self.environments))

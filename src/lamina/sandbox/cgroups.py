@@ -1,0 +1,134 @@
+"""Cgroups of one execution environment.
+
+Limits live in cgroup v1 (memory, pids, cpu); freeze, thaw, kill-all and "is it empty"
+use the cgroup2 mount's core files, which work here without controllers. All groups of
+Lamina sit under a `lamina/<instance>` parent in each hierarchy so that a crashed server's
+leftovers can be found and removed at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "pids", "cpu")
+UNIFIED = "unified"
+CPU_SHARES_PER_VCPU = 1024
+MB_PER_VCPU = 1769
+
+
+def _write(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode()
+
+
+@dataclass(frozen=True)
+class CgroupLimits:
+    memory_bytes: int
+    pids: int
+    cpu_shares: int
+
+
+def limits_for(memory_mb: int, tmp_mb: int, pids: int) -> CgroupLimits:
+    """Memory covers the function's MemorySize plus its tmpfs /tmp (tmpfs pages are
+    charged to the group); CPU is proportional to memory as on AWS (1,769 MB = 1 vCPU)."""
+    shares = max(2, CPU_SHARES_PER_VCPU * memory_mb // MB_PER_VCPU)
+    return CgroupLimits((memory_mb + tmp_mb) * 1024 * 1024, pids, shares)
+
+
+class CgroupSet:
+    """The cgroups of one environment: created by `create`, removed by `destroy` (idempotent)."""
+
+    def __init__(self, base: str, name: str) -> None:
+        self.name = name
+        self.v1 = {c: CGROUP_ROOT / c / base / name for c in V1_CONTROLLERS}
+        self.unified = CGROUP_ROOT / UNIFIED / base / name
+
+    @property
+    def procs_files(self) -> list[str]:
+        """Files the environment's first process writes its pid into (before exec)."""
+        return [str(p / "cgroup.procs") for p in (*self.v1.values(), self.unified)]
+
+    def create(self, limits: CgroupLimits) -> None:
+        for path in (*self.v1.values(), self.unified):
+            path.mkdir(parents=True, exist_ok=True)
+        mem = self.v1["memory"]
+        # memsw must be raised after the plain limit when growing and before it when shrinking;
+        # a fresh group starts unlimited, so plain first is right.
+        _write(mem / "memory.limit_in_bytes", str(limits.memory_bytes))
+        with contextlib.suppress(FileNotFoundError, PermissionError, OSError):
+            _write(mem / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
+        with contextlib.suppress(OSError):
+            _write(mem / "memory.swappiness", "0")
+        _write(self.v1["pids"] / "pids.max", str(limits.pids))
+        _write(self.v1["cpu"] / "cpu.shares", str(limits.cpu_shares))
+
+    def freeze(self) -> None:
+        _write(self.unified / "cgroup.freeze", "1")
+
+    def thaw(self) -> None:
+        _write(self.unified / "cgroup.freeze", "0")
+
+    def kill(self) -> None:
+        """Kill every process in the environment (works while frozen)."""
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            _write(self.unified / "cgroup.kill", "1")
+
+    def populated(self) -> bool:
+        try:
+            return "populated 1" in _read(self.unified / "cgroup.events")
+        except OSError:
+            return False
+
+    def max_memory_used(self) -> int:
+        try:
+            return int(_read(self.v1["memory"] / "memory.max_usage_in_bytes"))
+        except (OSError, ValueError):
+            return 0
+
+    def oom_killed(self) -> bool:
+        try:
+            for line in _read(self.v1["memory"] / "memory.oom_control").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+        except (OSError, ValueError):
+            pass
+        return False
+
+    def destroy(self, wait: float = 2.0) -> None:
+        """Kill what is left and remove the groups. Calling it again is a harmless no-op."""
+        self.kill()
+        deadline = time.monotonic() + wait
+        while self.populated() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        for path in (self.unified, *self.v1.values()):
+            with contextlib.suppress(FileNotFoundError, OSError):
+                path.rmdir()
+
+
+def sweep(base: str) -> None:
+    """Remove leftovers of a previous run under `base` (processes killed first)."""
+    for hierarchy in (UNIFIED, *V1_CONTROLLERS):
+        root = CGROUP_ROOT / hierarchy / base
+        if not root.is_dir():
+            continue
+        for child in root.iterdir():
+            if child.is_dir():
+                CgroupSet(base, child.name).destroy(wait=0.5)
+
+
+def available() -> bool:
+    return all((CGROUP_ROOT / c).is_dir() for c in (*V1_CONTROLLERS, UNIFIED))

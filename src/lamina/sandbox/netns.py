@@ -1,0 +1,70 @@
+"""Per-environment network namespaces with the Runtime API socket already listening inside.
+
+Network namespaces are per thread: the calling thread enters a fresh namespace, brings
+`lo` up, binds 127.0.0.1:9001 there and returns to its own namespace before returning.
+The socket keeps the namespace alive; the environment joins it through the returned fd.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+
+CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype))
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags))
+
+
+def _bring_up_loopback() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+def new_netns_listener(port: int = 9001) -> tuple[int, socket.socket]:
+    """Create a network namespace with a non-blocking listener on 127.0.0.1:`port` inside.
+
+    Returns (namespace fd, listening socket). The caller owns both and closes the fd
+    once the environment has joined the namespace.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        unshare(CLONE_NEWNET)
+        try:
+            ns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _bring_up_loopback()
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))
+                sock.listen(64)
+                sock.setblocking(False)
+            except BaseException:
+                os.close(ns_fd)
+                raise
+        finally:
+            setns(home, CLONE_NEWNET)
+    finally:
+        os.close(home)
+    return ns_fd, sock

@@ -1,0 +1,87 @@
+"""The one frozen configuration object, built once at start-up and passed down.
+
+Sources, later wins: defaults, environment variables `LAMINA_*`, command-line flags.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CREDENTIALS = {"test": "test"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3001
+    data_dir: Path = Path(".lamina")
+    account_id: str = "000000000000"
+    default_region: str = "us-east-1"
+    # access key id -> secret access key
+    credentials: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CREDENTIALS))
+    # seconds an idle environment stays warm before it is reaped
+    idle_timeout: float = 300.0
+    # host uid/gid the sandboxes run as (never root)
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
+    # pids per environment
+    pids_limit: int = 1024
+    # public base URL used in Code.Location (defaults to http://host:port)
+    public_url: str | None = None
+    log_level: str = "info"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def validate(self) -> None:
+        """Refuse configurations that would be unsafe; raises ValueError with a clear message."""
+        if not _is_loopback(self.host) and self.credentials == DEFAULT_CREDENTIALS:
+            raise ValueError(
+                f"refusing to listen on {self.host}: the default test/test key pair is only allowed "
+                "on loopback; set LAMINA_CREDENTIALS=ACCESS_KEY:SECRET[,…] to serve other addresses"
+            )
+        if self.sandbox_uid == 0 or self.sandbox_gid == 0:
+            raise ValueError("sandboxes must not run as host root (sandbox uid/gid 0)")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        if "LAMINA_HOST" in env:
+            values["host"] = env["LAMINA_HOST"]
+        if "LAMINA_PORT" in env:
+            values["port"] = int(env["LAMINA_PORT"])
+        if "LAMINA_DATA_DIR" in env:
+            values["data_dir"] = Path(env["LAMINA_DATA_DIR"])
+        if "LAMINA_ACCOUNT_ID" in env:
+            values["account_id"] = env["LAMINA_ACCOUNT_ID"]
+        if "LAMINA_REGION" in env:
+            values["default_region"] = env["LAMINA_REGION"]
+        if "LAMINA_IDLE_TIMEOUT" in env:
+            values["idle_timeout"] = float(env["LAMINA_IDLE_TIMEOUT"])
+        if "LAMINA_PUBLIC_URL" in env:
+            values["public_url"] = env["LAMINA_PUBLIC_URL"]
+        if "LAMINA_CREDENTIALS" in env:
+            pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
+            values["credentials"] = {k.strip(): v.strip() for k, v in pairs}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return replace(cls(), **values)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
