@@ -5,6 +5,7 @@ Each test makes its own uniquely named functions (see `unique_name`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -142,7 +143,5 @@ def create_function(lambda_client: Any, unique_name: Callable[[str], str]) -> It
 
     yield create
     for fn in created:
-        try:
+        with contextlib.suppress(Exception):  # already deleted by the test
             lambda_client.delete_function(FunctionName=fn)
-        except Exception:  # noqa: S110 - already deleted by the test
-            pass

@@ -68,7 +68,7 @@ def create_app(settings: Any) -> LambdaApi:
 
     def status() -> dict[str, Any]:
         out: dict[str, Any] = {"functions": {}}
-        for (account, region, name), envs in invoker.environments().items():
+        for (_account, region, name), envs in invoker.environments().items():
             counts: dict[str, int] = {}
             for env in envs:
                 counts[env.state.value] = counts.get(env.state.value, 0) + 1

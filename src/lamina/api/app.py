@@ -152,7 +152,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> by
 def _too_large(path: str, limit: int) -> ApiError:
     if path.endswith(INVOKE_SUFFIX):
         return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
-    return RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes for the CreateFunction operation")
+    return RequestEntityTooLargeException(
+        f"Request must be smaller than {limit} bytes for the CreateFunction operation")
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

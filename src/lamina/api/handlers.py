@@ -104,7 +104,7 @@ async def get_function_configuration(s: Services, ctx: RequestContext, p: dict[s
 
 async def list_functions(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     max_items = p.get("MaxItems") or 50
-    page, marker = s.functions.list(ctx.account_id, ctx.region, p.get("Marker"), min(max_items, 10_000))
+    page, marker = s.functions.list_page(ctx.account_id, ctx.region, p.get("Marker"), min(max_items, 10_000))
     return {"Functions": [render.function_configuration(c) for c in page], "NextMarker": marker}
 
 

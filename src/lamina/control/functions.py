@@ -31,6 +31,7 @@ from lamina.errors import (
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
+    ValidationException,
 )
 from lamina.runtimes.catalog import DEPRECATED, RuntimeCatalog, deprecation_message
 from lamina.store.protocols import BlobStore, MetadataStore
@@ -43,6 +44,7 @@ RESERVED_ENV_KEYS = frozenset({
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
 })
 ENV_LIMIT_BYTES = 4096
+MAX_MEMORY_MB = 10240
 Key = tuple[str, str, str]
 
 
@@ -76,7 +78,7 @@ class FunctionService:
             raise ResourceNotFoundException(f"Function not found: {ref.arn}")
         return cfg
 
-    def list(self, account: str, region: str, marker: str | None,
+    def list_page(self, account: str, region: str, marker: str | None,
              max_items: int) -> tuple[list[FunctionConfig], str | None]:
         names = sorted(n for (a, r, n) in self._functions if a == account and r == region)
         start = 0
@@ -96,6 +98,7 @@ class FunctionService:
         if key in self._functions:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
         self._check_runtime(runtime)
+        self._check_memory(config.get("memory_size"))
         self._check_environment(config.get("environment") or {})
         code = await self._store_code(zip_file)
         cfg = FunctionConfig(region=ref.region, account_id=ref.account_id, name=ref.name,
@@ -119,6 +122,7 @@ class FunctionService:
         current = self._updatable(ref, revision_id)
         if "runtime" in changes and changes["runtime"] is not None:
             self._check_runtime(changes["runtime"])
+        self._check_memory(changes.get("memory_size"))
         if changes.get("environment") is not None:
             self._check_environment(changes["environment"])
         updates = {k: v for k, v in changes.items() if v is not None}
@@ -146,6 +150,14 @@ class FunctionService:
             raise InvalidParameterValueException(
                 f"The runtime parameter of {runtime} is not available on this Lamina host. "
                 f"Runtimes available here: {', '.join(self._catalog.names)}.")
+
+    @staticmethod
+    def _check_memory(memory_size: int | None) -> None:
+        # botocore's model allows up to 32768; Lambda itself stops at 10240 MB
+        if memory_size is not None and memory_size > MAX_MEMORY_MB:
+            raise ValidationException(
+                f"'MemorySize' value failed to satisfy constraint: Member must have value less than or equal "
+                f"to {MAX_MEMORY_MB}")
 
     @staticmethod
     def _check_environment(variables: dict[str, str]) -> None:
@@ -210,7 +222,7 @@ class FunctionService:
         try:
             await loop.run_in_executor(None, self._blobs.extracted, cfg.code.blob_key)
             error: str | None = None
-        except Exception as exc:  # noqa: BLE001 - any failure to prepare the code fails the function
+        except Exception as exc:
             error = str(exc) or type(exc).__name__
         key = _key(cfg.account_id, cfg.region, cfg.name)
         current = self._functions.get(key)
@@ -228,7 +240,8 @@ class FunctionService:
         else:
             settled = replace(current,
                               last_update_status=LastUpdateStatus.FAILED if error else LastUpdateStatus.SUCCESSFUL,
-                              last_update_status_reason=f"Lamina could not prepare the code: {error}" if error else None,
+                              last_update_status_reason=(
+                                  f"Lamina could not prepare the code: {error}" if error else None),
                               last_update_status_reason_code="InvalidZipFileException" if error else None,
                               revision_id=new_revision_id())
         self._store.put_function(settled, expected_revision=current.revision_id)

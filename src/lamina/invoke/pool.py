@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from lamina.sandbox.environment import EnvState, Environment
+from lamina.sandbox.environment import Environment, EnvState
 
 FunctionKey = tuple[str, str, str]  # (account, region, name)
 

@@ -111,6 +111,7 @@ class Environment:
     async def start(self) -> RuntimeReply | None:
         """Start the sandbox and wait for init. Returns None when ready, or the init failure
         (the environment is then DEAD)."""
+        failure: RuntimeReply | None
         started = time.perf_counter()
         try:
             ns_fd, sock = await self._loop.run_in_executor(None, self._prepare_netns_and_cgroups)
@@ -120,11 +121,10 @@ class Environment:
             finally:
                 os.close(ns_fd)
         except (OSError, SandboxError) as exc:
-            failure = RuntimeReply(False, _error_payload("Runtime.Unknown", f"could not start environment: {exc}"),
-                                   "Runtime.Unknown")
-            self._init_failure = failure
+            self._init_failure = RuntimeReply(
+                False, _error_payload("Runtime.Unknown", f"could not start environment: {exc}"), "Runtime.Unknown")
             self._die()
-            return failure
+            return self._init_failure
         self._loop.add_reader(self._proc.output_fd, self._read_output)
         self._loop.add_reader(self._proc.pidfd, self._process_exited)
         try:
@@ -361,6 +361,6 @@ class Environment:
         if proc is not None:
             try:
                 proc.popen.wait(timeout=5)
-            except Exception:  # noqa: BLE001 - nothing more can be done for a stuck bwrap
+            except Exception:
                 proc.popen.kill()
             proc.close_fds()

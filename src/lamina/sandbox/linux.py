@@ -10,6 +10,8 @@ Options (which carry environment variables) go over a pipe, never on a command l
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from lamina.errors import SandboxError
 from lamina.sandbox.cgroups import CgroupSet
-from lamina.sandbox.netns import CLONE_NEWNET, setns
+from lamina.sandbox.netns import CLONE_NEWNET, libc, setns, unshare
 from lamina.sandbox.seccomp import build_filter
 
 # Host files a runtime needs besides /usr (dynamic loader cache, time zones, TLS roots,
@@ -31,6 +33,11 @@ ETC_FILES = (
 )
 
 SECCOMP_FILTER = build_filter()
+# Where function trees are staged for bwrap inside the first process's own mount namespace.
+STAGING = "/run"
+CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+_PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,8 @@ class SandboxProcess:
 
     def close_fds(self) -> None:
         for fd in (self.pidfd, self.output_fd, *self.extra_fds):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.extra_fds.clear()
         self.pidfd = self.output_fd = -1
 
@@ -79,7 +84,10 @@ def bwrap_path() -> str:
     return path
 
 
-def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None) -> list[str]:
+def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]) -> list[str]:
+    """bwrap's options. Function-specific trees come from `staged` (destination -> staging
+    path), where the first process bind-mounted them while still root, so the sandbox uid
+    needs no search permission on the host directories above them."""
     args = [
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--disable-userns", "--die-with-parent", "--new-session",
@@ -90,11 +98,8 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None) -> list[str]:
     ]
     for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
-    args += ["--ro-bind", str(spec.code_dir), "/var/task"]
-    if spec.runtime_dir is not None:
-        args += ["--ro-bind", str(spec.runtime_dir), "/var/runtime"]
-    for src, dest in spec.extra_ro_binds:
-        args += ["--ro-bind", src, dest]
+    for dest, staging in staged.items():
+        args += ["--ro-bind", staging, dest]
     args += [
         "--dir", "/opt",
         "--size", str(spec.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
@@ -107,6 +112,23 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None) -> list[str]:
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
     return args
+
+
+def _mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int, data: bytes | None) -> None:
+    if libc.mount(source, target, fstype, flags, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target!r}: {os.strerror(err)}")
+
+
+def _stage_binds(plan: list[tuple[bytes, bytes]]) -> None:
+    """In a private mount namespace of the (still root) first process, bind each source at
+    a staging path under a fresh tmpfs, where the sandbox uid can reach it."""
+    unshare(CLONE_NEWNS)
+    _mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
+    _mount(b"lamina", STAGING.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k")
+    for src, staging in plan:
+        os.mkdir(staging, 0o755)
+        _mount(src, staging, None, _MS_BIND | _MS_REC, None)
 
 
 def _pipe_with(data: bytes) -> int:
@@ -124,8 +146,14 @@ def _pipe_with(data: bytes) -> int:
 def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProcess:
     """Start the sandbox. Blocking (fork + exec, a few ms): call it off the event loop."""
     bwrap = bwrap_path()
+    binds = [(str(spec.code_dir), "/var/task")]
+    if spec.runtime_dir is not None:
+        binds.append((str(spec.runtime_dir), "/var/runtime"))
+    binds.extend(spec.extra_ro_binds)
+    staged = {dest: f"{STAGING}/{i}" for i, (_src, dest) in enumerate(binds)}
+    stage_plan = [(src.encode(), staged[dest].encode()) for src, dest in binds]
     seccomp_fd = _pipe_with(SECCOMP_FILTER) if SECCOMP_FILTER else None
-    args_blob = b"".join(a.encode() + b"\0" for a in bwrap_args(spec, seccomp_fd))
+    args_blob = b"".join(a.encode() + b"\0" for a in bwrap_args(spec, seccomp_fd, staged))
     args_fd = _pipe_with(args_blob)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     procs_files = cgroups.procs_files
@@ -133,6 +161,7 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
 
     def enter() -> None:  # runs in the child between fork and exec
         setns(netns_fd, CLONE_NEWNET)
+        _stage_binds(stage_plan)
         me = str(os.getpid()).encode()
         for path in procs_files:
             fd = os.open(path, os.O_WRONLY)
@@ -143,6 +172,9 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
+        # Changing uid away from root clears "dumpable", which makes /proc/self/fd (where
+        # bwrap finds the bind fds) unreadable to the process itself; set it back.
+        libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
 
     pass_fds = [args_fd] + ([seccomp_fd] if seccomp_fd is not None else [])
     try:

@@ -18,7 +18,7 @@ _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int) -> None:
@@ -28,11 +28,11 @@ def _check(result: int) -> None:
 
 
 def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(fd, nstype))
+    _check(libc.setns(fd, nstype))
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags))
+    _check(libc.unshare(flags))
 
 
 def _bring_up_loopback() -> None:

@@ -1,0 +1,259 @@
+"""Function metadata in SQL (SQLAlchemy Core; SQLite by default, PostgreSQL later).
+
+One row per function version keyed by (account_id, region, name, version); every other
+field of `FunctionConfig` lives in a JSON document that round-trips exactly (enums,
+tuples, nested dataclasses). Every write is a single statement, hence atomic; SQLite runs
+in WAL mode with synchronous=FULL so an acknowledged write survives a crash or restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import enum
+import json
+import types
+import typing
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from lamina import errors
+from lamina.control.model import LATEST, FunctionConfig
+
+_KEY_FIELDS = ("account_id", "region", "name", "version")
+
+_metadata = sa.MetaData()
+functions_table = sa.Table(
+    "functions", _metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(140), primary_key=True),
+    sa.Column("version", sa.String(16), primary_key=True),
+    sa.Column("revision_id", sa.String(64), nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
+_REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revision Id. "
+                      "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+
+
+class SqlMetadataStore:
+    """A `MetadataStore` (see `lamina.store.protocols`) on any SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = _make_engine(url)
+        _metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get_function(self, region: str, name: str, *, version: str = LATEST,
+                     account_id: str | None = None) -> FunctionConfig | None:
+        t = functions_table
+        query = sa.select(t.c.doc).where(t.c.region == region, t.c.name == name, t.c.version == version)
+        if account_id is not None:
+            query = query.where(t.c.account_id == account_id)
+        with self.engine.connect() as conn:
+            doc = conn.execute(query.order_by(t.c.account_id).limit(1)).scalar()
+        return None if doc is None else _decode(doc)
+
+    def list_functions(self, region: str, marker: str | None, max_items: int, *,
+                       account_id: str | None = None) -> tuple[list[FunctionConfig], str | None]:
+        t = functions_table
+        query = sa.select(t.c.doc).where(t.c.region == region, t.c.version == LATEST)
+        if account_id is not None:
+            query = query.where(t.c.account_id == account_id)
+        if marker is not None:
+            query = query.where(t.c.name > _read_marker(marker))
+        query = query.order_by(t.c.name, t.c.account_id).limit(max(1, max_items) + 1)
+        with self.engine.connect() as conn:
+            docs = list(conn.execute(query).scalars())
+        configs = [_decode(d) for d in docs[:max(1, max_items)]]
+        more = len(docs) > len(configs)
+        return configs, (_make_marker(configs[-1].name) if more else None)
+
+    def all_functions(self) -> list[FunctionConfig]:
+        t = functions_table
+        query = sa.select(t.c.doc).order_by(t.c.account_id, t.c.region, t.c.name, t.c.version)
+        with self.engine.connect() as conn:
+            return [_decode(d) for d in conn.execute(query).scalars()]
+
+    # -- writes ----------------------------------------------------------------------
+
+    def create_function(self, cfg: FunctionConfig) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(functions_table).values(**_row(cfg)))
+        except sa.exc.IntegrityError:
+            # AWS's wording, singular "exist" included
+            raise errors.ResourceConflictException(f"Function already exist: {cfg.name}") from None
+
+    def put_function(self, cfg: FunctionConfig, *, expected_revision: str | None = None) -> None:
+        row = _row(cfg)
+        t = functions_table
+        with self.engine.begin() as conn:
+            if expected_revision is None:
+                conn.execute(_upsert(self.engine, row))
+                return
+            # compare-and-swap in one statement: no window between the check and the write
+            result = conn.execute(
+                sa.update(t)
+                .where(*(t.c[k] == row[k] for k in _KEY_FIELDS), t.c.revision_id == expected_revision)
+                .values(revision_id=row["revision_id"], doc=row["doc"])
+            )
+            if result.rowcount != 1:
+                raise errors.PreconditionFailedException(_REVISION_MISMATCH)
+
+    def delete_function(self, region: str, name: str, *, account_id: str | None = None) -> bool:
+        t = functions_table
+        statement = sa.delete(t).where(t.c.region == region, t.c.name == name)
+        if account_id is not None:
+            statement = statement.where(t.c.account_id == account_id)
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount > 0
+
+
+# -- engine ------------------------------------------------------------------------------
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")
+    if in_memory:
+        # one database per connection, so every caller shares a single one (tests only)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False},
+                                  poolclass=sa.pool.StaticPool)
+    else:
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def _upsert(engine: Engine, row: dict[str, Any]) -> Any:
+    t = functions_table
+    values = {"revision_id": row["revision_id"], "doc": row["doc"]}
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(t).values(**row).on_conflict_do_update(index_elements=list(_KEY_FIELDS),
+                                                                    set_=values)
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(t).values(**row).on_conflict_do_update(index_elements=list(_KEY_FIELDS),
+                                                                set_=values)
+    raise NotImplementedError(f"no upsert for {engine.dialect.name}")
+
+
+# -- markers -------------------------------------------------------------------------------
+
+
+def _make_marker(name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": name}).encode()).decode("ascii")
+
+
+def _read_marker(marker: str) -> str:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(marker.encode("ascii")))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
+        value = None
+    if not isinstance(value, str):
+        raise errors.InvalidParameterValueException("Invalid marker")
+    return value
+
+
+# -- FunctionConfig <-> JSON ---------------------------------------------------------------
+
+
+def _row(cfg: FunctionConfig) -> dict[str, Any]:
+    row: dict[str, Any] = {k: getattr(cfg, k) for k in _KEY_FIELDS}
+    row["revision_id"] = cfg.revision_id
+    row["doc"] = json.dumps(_encode(cfg), sort_keys=True, separators=(",", ":"))
+    return row
+
+
+def _decode(doc: str) -> FunctionConfig:
+    value = _from_json(FunctionConfig, json.loads(doc))
+    assert isinstance(value, FunctionConfig)
+    return value
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list | frozenset | set):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in function metadata")
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _from_json(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type `tp` from its JSON form, guided by the type hints."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        last: Exception | None = None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _from_json(arg, value)
+            except (TypeError, ValueError, KeyError) as exc:
+                last = exc
+        raise TypeError(f"{value!r} fits none of {tp}") from last
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], v) for v in value)
+        return tuple(_from_json(a, v) for a, v in zip(args, value, strict=True))
+    if origin in (list, frozenset, set):
+        (arg,) = typing.get_args(tp)
+        return origin(_from_json(arg, v) for v in value)
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        return {_from_json(key_tp, k): _from_json(val_tp, v) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            return tp(value)
+        if dataclasses.is_dataclass(tp):
+            hints = _hints(tp)
+            known = {f.name for f in dataclasses.fields(tp) if f.init}
+            # fields added later take their defaults; fields since removed are ignored
+            kwargs = {k: _from_json(hints[k], v) for k, v in value.items() if k in known}
+            return tp(**kwargs)
+        if tp is float and isinstance(value, int):
+            return float(value)
+        if tp in (str, int, float, bool) and not isinstance(value, tp):
+            raise TypeError(f"{value!r} is not {tp.__name__}")
+        return value
+    return value
