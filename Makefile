@@ -4,18 +4,21 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := bubblewrap nodejs npm
+# command:Debian package pairs installed when the command is missing.
+# bwrap: sandboxes; node/npm: the nodejs runtime; the build tools compile aws-lambda-ric for its tests.
+APT_NEEDS := bwrap:bubblewrap node:nodejs npm:npm cmake:cmake make:make g++:g++ autoconf:autoconf \
+	automake:automake libtoolize:libtool
 
 .PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pair in $(APT_NEEDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  command -v node >/dev/null && missing=$${missing/ nodejs/} && missing=$${missing/ npm/}; \
-	  if [ -n "$${missing// /}" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -30,7 +33,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: setup lint
-	$(BIN)/pytest -q -x --durations=15
+	$(BIN)/pytest -q --durations=15
 
 bench: setup
 	$(BIN)/python bench/invoke.py

@@ -23,7 +23,6 @@ from lamina.api.sigv4 import SigV4Verifier
 from lamina.errors import (
     ApiError,
     RequestEntityTooLargeException,
-    RequestTooLargeException,
     ServiceException,
     UnknownOperationException,
 )
@@ -79,21 +78,24 @@ class LambdaApi:
         if path.startswith("/_lamina/"):
             await self._internal(scope, path, send)
             return
+        request_id = str(uuid.uuid4())
         try:
-            status, headers, body = await self._api(scope, path, receive)
+            status, headers, body = await self._api(scope, path, receive, request_id)
         except ApiError as err:
             status, headers, body = self._model.render_error(err)
         except Exception:
             log.exception("unhandled error serving %s %s", scope["method"], path)
             status, headers, body = self._model.render_error(ServiceException("Internal error"))
+        headers.append(("x-amzn-requestid", request_id))
         await _respond(send, status, headers, body)
 
-    async def _api(self, scope: Scope, path: str, receive: Receive) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def _api(self, scope: Scope, path: str, receive: Receive,
+                   request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         body = await _read_body(receive, headers, path)
         query_string = scope.get("query_string", b"").decode("latin-1")
         caller = self._verifier.verify(scope["method"], path, query_string, headers, body)
-        matched = self._model.match(scope["method"], path)
+        matched = self._model.match(scope["method"], path, query_string)
         if matched is None:
             raise UnknownOperationException("Unknown operation")
         op, path_params = matched
@@ -101,7 +103,8 @@ class LambdaApi:
         if handler is None:
             raise UnknownOperationException(f"Operation {op.name} is not supported by Lamina yet")
         params = self._model.parse(op, path_params, parse_qsl(query_string, keep_blank_values=True), headers, body)
-        ctx = RequestContext(region=caller.region, account_id=self._services.settings.account_id)
+        ctx = RequestContext(region=caller.region, account_id=self._services.settings.account_id,
+                             request_id=request_id)
         output = await handler(self._services, ctx, params)
         return self._model.serialize(op, output)
 
@@ -151,7 +154,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> by
 
 def _too_large(path: str, limit: int) -> ApiError:
     if path.endswith(INVOKE_SUFFIX):
-        return RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        return RequestEntityTooLargeException(
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
     return RequestEntityTooLargeException(
         f"Request must be smaller than {limit} bytes for the CreateFunction operation")
 
@@ -159,6 +163,5 @@ def _too_large(path: str, limit: int) -> ApiError:
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     raw.append((b"content-length", str(len(body)).encode()))
-    raw.append((b"x-amzn-requestid", str(uuid.uuid4()).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

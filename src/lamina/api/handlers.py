@@ -20,8 +20,9 @@ from lamina.control.names import FunctionRef, resolve
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
-    RequestTooLargeException,
+    RequestEntityTooLargeException,
     ResourceConflictException,
+    ResourceNotFoundException,
     ResourceNotReadyException,
 )
 from lamina.invoke.invoker import Invoker
@@ -35,6 +36,7 @@ MAX_ASYNC_REQUEST_BYTES = 1_048_576
 class RequestContext:
     region: str
     account_id: str
+    request_id: str
 
 
 @dataclass
@@ -132,7 +134,7 @@ async def update_function_configuration(s: Services, ctx: RequestContext, p: dic
 
 async def delete_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     await s.functions.delete(_ref(ctx, p))
-    return {}
+    return {"StatusCode": 204}
 
 
 async def get_account_settings(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -180,9 +182,15 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
     invocation_type = p.get("InvocationType") or "RequestResponse"
     limit = MAX_ASYNC_REQUEST_BYTES if invocation_type == "Event" else MAX_INVOKE_REQUEST_BYTES
     if len(payload) > limit:
-        raise RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
     ref = _ref(ctx, p)
-    cfg = s.functions.get(ref)
+    try:
+        cfg = s.functions.get(ref)
+    except ResourceNotFoundException:
+        # Invoke names the version it looked for, unlike Get/Delete
+        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{ref.qualifier or '$LATEST'}") \
+            from None
     payload = _check_payload(payload)
     client_context = _client_context(p.get("ClientContext"))
     if not cfg.ready:
@@ -197,12 +205,13 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
         return {"StatusCode": 204}
     if invocation_type == "Event":
         task = asyncio.get_running_loop().create_task(
-            s.invoker.invoke(cfg, payload, client_context=client_context))
+            s.invoker.invoke(cfg, payload, client_context=client_context, request_id=ctx.request_id,
+                             invoked_arn=ref.arn))
         s.background.add(task)
         task.add_done_callback(s.background.discard)
         return {"StatusCode": 202}
-    result = await s.invoker.invoke(cfg, payload, client_context=client_context,
-                                    tail_log=p.get("LogType") == "Tail")
+    result = await s.invoker.invoke(cfg, payload, client_context=client_context, request_id=ctx.request_id,
+                                    invoked_arn=ref.arn, tail_log=p.get("LogType") == "Tail")
     return {
         "StatusCode": 200,
         "FunctionError": result.function_error,

@@ -100,21 +100,24 @@ class Invoker:
                 pool.discard(env)
 
     # -- invoke ----------------------------------------------------------------------------
-    async def invoke(self, cfg: FunctionConfig, payload: bytes, *, client_context: str | None = None,
+    async def invoke(self, cfg: FunctionConfig, payload: bytes, *, request_id: str | None = None,
+                     invoked_arn: str | None = None, client_context: str | None = None,
                      cognito_identity: str | None = None, tail_log: bool = False) -> InvokeResult:
+        """Run one synchronous invocation. `invoked_arn` is the ARN as the caller named the
+        function (qualifier included); `request_id` is the id the caller will be told."""
         key = (cfg.account_id, cfg.region, cfg.name)
         self._generations[key] = max(self._generations.get(key, 0), cfg.generation)
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = FunctionPool()
-        request_id = str(uuid.uuid4())
+        request_id = request_id or str(uuid.uuid4())
         env = pool.take(cfg.generation)
         if env is None:
             env = await self._start_environment(cfg, pool)
         now_ms = int(time.time() * 1000)
         invocation = Invocation(
             request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,
-            invoked_function_arn=cfg.arn, trace_id=_trace_id(),
+            invoked_function_arn=invoked_arn or cfg.arn, trace_id=_trace_id(),
             client_context=client_context, cognito_identity=cognito_identity,
         )
         try:

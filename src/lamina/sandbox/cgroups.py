@@ -98,12 +98,18 @@ class CgroupSet:
         except (OSError, ValueError):
             return 0
 
-    def oom_killed(self) -> bool:
+    def oom_killed(self, sigkilled: bool = False) -> bool:
+        """Did the kernel's OOM killer act in this group? The kernel counts the kill only
+        after sending SIGKILL, so a process may be seen dead before the counter moves: a
+        SIGKILLed process in a group that hit its limit is taken as an OOM kill too."""
+        memory = self.v1["memory"]
         try:
-            for line in _read(self.v1["memory"] / "memory.oom_control").splitlines():
+            for line in _read(memory / "memory.oom_control").splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill" and int(value) > 0:
                     return True
+            if sigkilled:
+                return any(int(_read(memory / name)) > 0 for name in ("memory.failcnt", "memory.memsw.failcnt"))
         except (OSError, ValueError):
             pass
         return False

@@ -98,6 +98,7 @@ class Environment:
         self._init_ms: float | None = None
         self._exit_reason: str | None = None
         self._init_failure: RuntimeReply | None = None
+        self._init_exit: tuple[str, str] | None = None  # (error type, message) when init died
         self._max_memory = 0
         self._destroyed = False
 
@@ -196,6 +197,9 @@ class Environment:
 
     def _report_init_failure(self, invocation: Invocation, failure: RuntimeReply) -> Outcome:
         rid = invocation.request_id
+        if self._init_exit is not None:  # the runtime died during init: name the request it failed
+            error_type, message = self._init_exit
+            failure = RuntimeReply(False, _error_payload(error_type, f"RequestId: {rid} {message}"), error_type)
         init_ms, self._init_ms = self._init_ms, None
         if self._capture is None:
             self._capture = bytearray()
@@ -205,10 +209,12 @@ class Environment:
 
     def _end(self, rid: str, duration: float, init_ms: float | None, status: str | None,
              error_type: str | None) -> bytes:
-        """Write END and REPORT; return the invocation's captured log."""
+        """Write END and REPORT; return the invocation's captured log. The init phase of an
+        on-demand environment is billed with its first invocation, as on AWS since 2025-08."""
         self._emit(f"END RequestId: {rid}\n".encode())
+        billed = max(1, math.ceil(duration + (init_ms or 0.0)))
         report = (f"REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\t"
-                  f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self.memory_mb} MB\t"
+                  f"Billed Duration: {billed} ms\tMemory Size: {self.memory_mb} MB\t"
                   f"Max Memory Used: {self._memory_used() // 1048576} MB\t")
         if init_ms is not None:
             report += f"Init Duration: {init_ms:.2f} ms\t"
@@ -255,9 +261,12 @@ class Environment:
         self._drain_output()
         if self._exit_reason is None:
             self._exit_reason = self._describe_exit(rc)
-        error_type = "Runtime.OutOfMemory" if self._cgroups.oom_killed() else "Runtime.ExitError"
-        message = f"Error: Runtime exited with error: {self._exit_reason}"
+        killed = self._exit_reason == "signal: killed"
+        error_type = "Runtime.OutOfMemory" if self._cgroups.oom_killed(killed) else "Runtime.ExitError"
+        message = self._exit_message(self._exit_reason)
         if not self._init_done.done():
+            if self._channel.init_error is None:
+                self._init_exit = (error_type, message)
             failure = self._channel.init_error or RuntimeReply(
                 False, _error_payload(error_type, message), error_type)
             self._init_done.set_result(failure)
@@ -278,6 +287,12 @@ class Environment:
             sig = -rc if rc < 0 else rc - 128
             return "signal: killed" if sig == 9 else f"signal: {sig}"
         return f"exit status {rc}"
+
+    @staticmethod
+    def _exit_message(reason: str) -> str:
+        if reason == "exit status 0":
+            return "Error: Runtime exited without providing a reason"
+        return f"Error: Runtime exited with error: {reason}"
 
     # -- output -----------------------------------------------------------------------------------
     def _read_output(self) -> None:

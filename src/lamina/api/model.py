@@ -1,0 +1,742 @@
+"""AWS Lambda's wire contract, driven by botocore's service model for `lambda`.
+
+Routes requests to operations, parses each member from its model location (uri, query
+string, header, JSON body, raw payload), validates every model constraint with AWS's exact
+wording, and serialises outputs and errors as rest-json. Invariants: no shape is written by
+hand; everything per operation is compiled once in `LambdaModel()`; input and output dicts
+use the model's CamelCase member names and leave out unset members.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.loaders import create_loader
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from lamina import errors
+from lamina.runtimes.catalog import DEPRECATED
+
+__all__ = ["LambdaModel", "OperationModel", "field_name", "json_error_detail"]
+
+Check = Callable[[Any, str, list[str]], None]
+
+# AWS's own model differs from botocore's in a few places. Each entry names the operation and
+# top-level member, and what AWS really does (recorded from AWS):
+#   - Runtime on Create/UpdateFunctionConfiguration is not a model enum on AWS's side: an unknown
+#     value gets InvalidParameterValueException "Value X at 'runtime' ... or be a valid ARN".
+#   - Timeout stops at 900 seconds (botocore's model has no maximum); AWS words it as a
+#     model constraint (ValidationException).
+#   - CreateFunction: a plain function name longer than 64 characters is refused with a
+#     validation-shaped message but class InvalidParameterValueException (ARNs may reach 140).
+_MODEL_PATCHES: dict[tuple[str, str], dict[str, Any]] = {
+    ("CreateFunction", "Runtime"): {"enum": None},
+    ("UpdateFunctionConfiguration", "Runtime"): {"enum": None},
+    ("CreateFunction", "Timeout"): {"max": 900},
+    ("UpdateFunctionConfiguration", "Timeout"): {"max": 900},
+}
+MAX_PLAIN_FUNCTION_NAME = 64
+
+# The order in which AWS lists enum values in its messages (it is not the model's order).
+_AWS_ENUM_ORDER: dict[str, tuple[str, ...]] = {
+    "RecursiveLoop": ("Terminate", "Allow"),
+    "InvokeMode": ("RESPONSE_STREAM", "BUFFERED"),
+    "EventSourcePosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"),
+    "Runtime": ("nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
+                "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4", "ruby3.2",
+                "python3.9"),
+}
+
+_JAVA_TYPES = {"string": "java.lang.String", "integer": "java.lang.Integer", "long": "java.lang.Long",
+               "boolean": "java.lang.Boolean", "double": "java.lang.Double", "float": "java.lang.Float",
+               "blob": "java.nio.ByteBuffer", "timestamp": "java.util.Date", "list": "java.util.List",
+               "map": "java.util.Map"}
+_NUMERIC = frozenset({"integer", "long", "double", "float"})
+
+
+def field_name(member_path: str) -> str:
+    """`VpcConfig.SubnetIds` -> `vpcConfig.subnetIds`, the field path AWS uses in messages."""
+    return ".".join(part[:1].lower() + part[1:] for part in member_path.split("."))
+
+
+# -- rendering values as AWS (Java) renders them ------------------------------------------------------
+
+def _java_double(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        text = repr(float(value))
+        return text if "e" not in text else f"{value:.1f}"
+    mantissa, exponent = f"{value:.16e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    mantissa = mantissa + "0" if mantissa.endswith(".") else mantissa
+    return f"{mantissa}E{int(exponent)}"
+
+
+def _render(value: Any, shape: Shape | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double(value)
+    if isinstance(value, bytes):
+        return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%a %b %d %H:%M:%S UTC %Y")
+    if isinstance(value, list):
+        member = getattr(shape, "member", None)
+        return "[" + ", ".join(_render(v, member) for v in value) + "]"
+    if isinstance(value, dict):
+        if shape is not None and shape.type_name == "structure":
+            members = shape.members
+            inner = ", ".join(f"{field_name(n)}={_render(value.get(n), s)}" for n, s in members.items())
+            return f"{shape.name}({inner})"
+        value_shape = getattr(shape, "value", None)
+        return "{" + ", ".join(f"{k}={_render(v, value_shape)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _failure(value: Any, shape: Shape, path: str, constraint: str) -> str:
+    if shape.metadata.get("sensitive"):
+        shown = "Value"
+    elif value is None:
+        shown = "Value null"
+    else:
+        shown = f"Value '{_render(value, shape)}'"
+    return f"{shown} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def _validation_message(failures: list[str]) -> str:
+    count = len(failures)
+    noun = "error" if count == 1 else "errors"
+    return f"{count} validation {noun} detected: " + "; ".join(failures)
+
+
+# -- compiled validators ----------------------------------------------------------------------------
+
+def _enum_text(shape_name: str, values: list[str]) -> str:
+    preferred = [v for v in _AWS_ENUM_ORDER.get(shape_name, ()) if v in values]
+    ordered = preferred + [v for v in values if v not in preferred]
+    return "[" + ", ".join(ordered) + "]"
+
+
+def _describe(meta: Mapping[str, Any], shape: Shape) -> list[str]:
+    """The constraints of `shape` (with `meta` in force) worded and ordered as AWS lists them."""
+    out: list[str] = []
+    kind = "value" if shape.type_name in _NUMERIC else "length"
+    if meta.get("max") is not None:
+        out.append(f"Member must have {kind} less than or equal to {meta['max']}")
+    if meta.get("min") is not None:
+        out.append(f"Member must have {kind} greater than or equal to {meta['min']}")
+    if meta.get("pattern") is not None:
+        out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
+    if meta.get("enum"):
+        out.append(f"Member must satisfy enum value set: {_enum_text(shape.name, meta['enum'])}")
+    return out
+
+
+def _scalar_failures(meta: Mapping[str, Any], shape: Shape) -> Callable[[Any], list[str]] | None:
+    """A function returning the failed constraints of one non-null value, or None if unconstrained."""
+    texts = iter(_describe(meta, shape))
+    numeric = shape.type_name in _NUMERIC
+    hi = meta.get("max")
+    lo = meta.get("min")
+    hi_text = next(texts) if hi is not None else ""
+    lo_text = next(texts) if lo is not None else ""
+    regex = re.compile(meta["pattern"]) if meta.get("pattern") is not None else None
+    regex_text = next(texts) if regex is not None else ""
+    allowed = frozenset(meta["enum"]) if meta.get("enum") else None
+    enum_text = next(texts) if allowed is not None else ""
+    if hi is None and lo is None and regex is None and allowed is None:
+        return None
+
+    def failures(value: Any) -> list[str]:
+        out: list[str] = []
+        size = value if numeric else len(value)
+        if hi is not None and size > hi:
+            out.append(hi_text)
+        if lo is not None and size < lo:
+            out.append(lo_text)
+        if regex is not None and isinstance(value, str) and regex.fullmatch(value) is None:
+            out.append(regex_text)
+        if allowed is not None and value not in allowed:
+            out.append(enum_text)
+        return out
+    return failures
+
+
+def _compile(shape: Shape, patch: Mapping[str, Any] | None = None,
+             cache: dict[str, Check] | None = None) -> Check | None:
+    """A checker appending AWS-worded failures for one non-null value of `shape` at `path`."""
+    meta: dict[str, Any] = dict(shape.metadata)
+    if patch:
+        meta.update(patch)
+    kind = shape.type_name
+    if kind == "structure":
+        return _compile_structure(shape, {}, cache if cache is not None else {})
+    own = _scalar_failures(meta, shape)
+    if kind == "list":
+        return _compile_list(shape, own, cache)
+    if kind == "map":
+        return _compile_map(shape, own, cache)
+    if own is None:
+        return None
+
+    def check(value: Any, path: str, out: list[str]) -> None:
+        for text in own(value):
+            out.append(_failure(value, shape, path, text))
+    return check
+
+
+def _element_check(shape: Shape, cache: dict[str, Check] | None) -> tuple[Check | None, list[str]]:
+    return _compile(shape, None, cache), _describe(shape.metadata, shape)
+
+
+def _compile_list(shape: Shape, own: Callable[[Any], list[str]] | None,
+                  cache: dict[str, Check] | None) -> Check | None:
+    member: Shape = shape.member
+    member_check, member_texts = _element_check(member, cache)
+    scalar_members = member.type_name not in ("structure", "list", "map")
+    summary = "Member must satisfy constraint: [" + ", ".join([*member_texts, "Member must not be null"]) + "]"
+    if own is None and member_check is None:
+        return None
+
+    def check(value: Any, path: str, out: list[str]) -> None:
+        if own is not None:
+            out.extend(_failure(value, shape, path, text) for text in own(value))
+        if member_check is None:
+            return
+        if scalar_members:
+            probe: list[str] = []
+            for item in value:
+                if item is None:
+                    probe.append("null")
+                else:
+                    member_check(item, path, probe)
+                if probe:
+                    out.append(_failure(value, shape, path, summary))
+                    return
+        else:
+            for index, item in enumerate(value, 1):
+                if item is not None:
+                    member_check(item, f"{path}.{index}.member", out)
+    return check
+
+
+def _compile_map(shape: Shape, own: Callable[[Any], list[str]] | None,
+                 cache: dict[str, Check] | None) -> Check | None:
+    key_shape: Shape = shape.key
+    value_shape: Shape = shape.value
+    key_check = _compile(key_shape, None, cache)
+    value_check = _compile(value_shape, None, cache)
+    key_summary = "Map keys must satisfy constraint: [" + ", ".join(_describe(key_shape.metadata, key_shape)) + "]"
+    value_summary = ("Map value must satisfy constraint: ["
+                     + ", ".join([*_describe(value_shape.metadata, value_shape), "Member must not be null"]) + "]")
+    scalar_values = value_shape.type_name not in ("structure", "list", "map")
+    if own is None and key_check is None and value_check is None:
+        return None
+
+    def check(value: Any, path: str, out: list[str]) -> None:
+        if own is not None:
+            out.extend(_failure(value, shape, path, text) for text in own(value))
+        if key_check is not None:
+            probe: list[str] = []
+            for key in value:
+                key_check(key, path, probe)
+                if probe:
+                    out.append(_failure(value, shape, path, key_summary))
+                    break
+        if value_check is not None:
+            probe = []
+            for key, item in value.items():
+                if scalar_values:
+                    if item is None:
+                        probe.append("null")
+                    else:
+                        value_check(item, path, probe)
+                    if probe:
+                        out.append(_failure(value, shape, path, value_summary))
+                        break
+                elif item is not None:
+                    value_check(item, f"{path}.{key}", out)
+    return check
+
+
+def _compile_structure(shape: Shape, patches: Mapping[str, Mapping[str, Any]],
+                       cache: dict[str, Check]) -> Check:
+    if not patches and shape.name in cache:
+        return cache[shape.name]
+    members: list[tuple[str, str, Shape, bool, Check | None]] = []
+    required = set(shape.required_members)
+
+    def check(value: Any, path: str, out: list[str]) -> None:
+        prefix = f"{path}." if path else ""
+        for name, field, member_shape, is_required, member_check in members:
+            item = value.get(name)
+            if item is None:
+                if is_required:
+                    out.append(_failure(None, member_shape, prefix + field, "Member must not be null"))
+            elif member_check is not None:
+                member_check(item, prefix + field, out)
+
+    if not patches:
+        cache[shape.name] = check  # before compiling members: recursive shapes refer back to it
+    for name, member_shape in shape.members.items():
+        patch = patches.get(name)
+        member_check = (_compile(member_shape, patch, cache) if member_shape.type_name != "structure"
+                        else _compile_structure(member_shape, {}, cache))
+        members.append((name, field_name(name), member_shape, name in required, member_check))
+    return check
+
+
+# -- service-side rules that AWS words like validation failures ------------------------------------
+
+def _runtime_rule(enum: list[str]) -> Callable[[dict[str, Any]], None]:
+    allowed = frozenset(enum)
+    listed = _enum_text("Runtime", [r for r in enum if r not in DEPRECATED])
+
+    def rule(params: dict[str, Any]) -> None:
+        runtime = params.get("Runtime")
+        if runtime is not None and runtime not in allowed:
+            raise errors.InvalidParameterValueException(
+                f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
+                f"{listed} or be a valid ARN")
+    return rule
+
+
+def _plain_name_rule(params: dict[str, Any]) -> None:
+    name = params.get("FunctionName")
+    if isinstance(name, str) and ":" not in name and len(name) > MAX_PLAIN_FUNCTION_NAME:
+        raise errors.InvalidParameterValueException(_validation_message([
+            f"Value '{name}' at 'functionName' failed to satisfy constraint: Member must have length less than "
+            f"or equal to {MAX_PLAIN_FUNCTION_NAME}"]))
+
+
+# -- JSON body parsing ------------------------------------------------------------------------------
+
+def json_error_detail(body: bytes) -> str:
+    """What AWS (Jackson) says about a body that is not JSON, after 'Could not parse payload into json: '."""
+    def where(column: int) -> str:
+        return ("\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); "
+                f"line: 1, column: {column}]")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"Invalid UTF-8 start byte 0x{body[exc.start]:02x}" + where(exc.start + 2)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return "Unexpected end-of-input" + where(len(text) + 1)
+        ch = text[exc.pos]
+        column = exc.colno + 1 if exc.lineno == 1 else exc.colno
+        if ch.isalpha():
+            token = re.match(r'[^\s,:\[\]{}"]+', text[exc.pos:])
+            return (f"Unrecognized token '{token.group(0) if token else ch}': was expecting (JSON String, Number, "
+                    "Array, Object or token 'null', 'true' or 'false')" + where(column))
+        code = ord(ch)
+        control = code < 32 or 0x7F <= code <= 0x9F
+        shown = f"(CTRL-CHAR, code {code})" if control else f"'{ch}' (code {code})"
+        expected = ("was expecting double-quote to start field name" if "property name" in exc.msg else
+                    "expected a valid value (JSON String, Number, Array, Object or token 'null', 'true' or 'false')")
+        return f"Unexpected character ({shown}): {expected}" + where(column)
+    return "Unexpected content"
+
+
+def _bad_content(detail: str) -> errors.ApiError:
+    return errors.InvalidRequestContentException(
+        f"Could not parse request body into json: Could not parse payload into json: {detail}")
+
+
+def _type_mismatch(shape: Shape | None, value: Any) -> errors.ApiError:
+    kind = shape.type_name if shape is not None else "structure"
+    name = shape.name if shape is not None else "Object"
+    java = _JAVA_TYPES.get(kind, f"com.amazonaws.services.lambda.model.{name}")
+    if isinstance(value, dict):
+        found = "Object value (token `JsonToken.START_OBJECT`)"
+    elif isinstance(value, list):
+        found = "Array value (token `JsonToken.START_ARRAY`)"
+    elif isinstance(value, bool):
+        found = f"Boolean value (token `JsonToken.VALUE_{str(value).upper()}`)"
+    elif isinstance(value, float):
+        found = "Floating-point value (token `JsonToken.VALUE_NUMBER_FLOAT`)"
+    elif isinstance(value, int):
+        found = "Integer value (token `JsonToken.VALUE_NUMBER_INT`)"
+    else:
+        found = f'String "{value}": not a valid `{java}` value'
+    return _bad_content(f"Cannot deserialize value of type `{java}` from {found}")
+
+
+def _from_json(shape: Shape, value: Any) -> Any:
+    """A JSON value converted to the model's Python type; scalars are coerced as Jackson does."""
+    if value is None:
+        return None
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise _type_mismatch(shape, value)
+        members = shape.members
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            member = members.get(key)
+            if member is not None and item is not None:
+                out[key] = _from_json(member, item)
+        return out
+    if kind == "list":
+        if not isinstance(value, list):
+            raise _type_mismatch(shape, value)
+        member = shape.member
+        return [_from_json(member, v) for v in value]
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise _type_mismatch(shape, value)
+        value_shape = shape.value
+        return {str(k): _from_json(value_shape, v) for k, v in value.items()}
+    if isinstance(value, (dict, list)):
+        raise _type_mismatch(shape, value)
+    try:
+        return _scalar(shape, value)
+    except (ValueError, binascii.Error):
+        raise _type_mismatch(shape, value) from None
+
+
+def _scalar(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "string":
+        return value if isinstance(value, str) else json.dumps(value)
+    if kind in ("integer", "long"):
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        return int(value)
+    if kind in ("double", "float"):
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError(value)
+    if kind == "blob":
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return base64.b64decode(value, validate=True)
+    if kind == "timestamp":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.datetime.fromtimestamp(value, datetime.UTC)
+        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return value
+
+
+# -- serialisation ----------------------------------------------------------------------------------
+
+def _to_json(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members
+        return {k: _to_json(members[k], v) for k, v in value.items() if v is not None and k in members}
+    if kind == "list":
+        member = shape.member
+        return [_to_json(member, v) for v in value]
+    if kind == "map":
+        value_shape = shape.value
+        return {k: _to_json(value_shape, v) for k, v in value.items()}
+    if kind == "blob":
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else value
+    if kind == "timestamp" and isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return value
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_header_text(v) for v in value)
+    return str(value)
+
+
+# -- per-operation compiled plans -------------------------------------------------------------------
+
+_LABEL = re.compile(r"\{([^}+]+)(\+?)\}")
+
+
+@dataclass(frozen=True)
+class _Route:
+    op: OperationModel
+    method: str
+    regex: re.Pattern[str]
+    groups: tuple[tuple[str, str], ...]      # (regex group, member name)
+    literal_query: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _InputPlan:
+    uri: tuple[tuple[str, Shape], ...]
+    query: dict[str, tuple[str, Shape]]         # query key -> (member, shape)
+    headers: tuple[tuple[str, str, Shape], ...]  # (lower-case header, member, shape)
+    payload: tuple[str, Shape] | None
+    body: dict[str, tuple[str, Shape]] | None   # JSON key -> (member, shape); None: no JSON body
+    check: Check
+    rules: tuple[Callable[[dict[str, Any]], None], ...]
+
+
+@dataclass(frozen=True)
+class _OutputPlan:
+    status: str | None
+    headers: tuple[tuple[str, str], ...]         # (member, header name)
+    payload: tuple[str, Shape] | None
+    body: tuple[tuple[str, str, Shape], ...]     # (member, JSON key, shape)
+    default_status: int
+    json_content_type: bool
+
+
+def _compile_route(op: OperationModel) -> _Route:
+    uri = op.http["requestUri"]
+    path, _, query = uri.partition("?")
+    pattern: list[str] = []
+    groups: list[tuple[str, str]] = []
+    cursor = 0
+    for index, label in enumerate(_LABEL.finditer(path)):
+        pattern.append(re.escape(path[cursor:label.start()]))
+        group = f"g{index}"
+        pattern.append(f"(?P<{group}>.+)" if label.group(2) else f"(?P<{group}>[^/]+)")
+        groups.append((group, label.group(1)))
+        cursor = label.end()
+    pattern.append(re.escape(path[cursor:].rstrip("/")))
+    literal = tuple((k, v) for k, _, v in (p.partition("=") for p in query.split("&") if p))
+    return _Route(op, op.http["method"], re.compile("".join(pattern) + "/?"), tuple(groups), literal)
+
+
+def _compile_input(op: OperationModel, service: ServiceModel) -> _InputPlan:
+    shape = op.input_shape
+    if shape is None:
+        return _InputPlan((), {}, (), None, None, lambda v, p, o: None, ())
+    members = shape.members
+    payload_name = shape.serialization.get("payload")
+    uri: list[tuple[str, Shape]] = []
+    query: dict[str, tuple[str, Shape]] = {}
+    headers: list[tuple[str, str, Shape]] = []
+    body: dict[str, tuple[str, Shape]] = {}
+    for name, member in members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if location == "uri":
+            uri.append((name, member))
+        elif location == "querystring":
+            query[wire] = (name, member)
+        elif location == "header":
+            headers.append((wire.lower(), name, member))
+        elif name != payload_name:
+            body[wire] = (name, member)
+    payload = (payload_name, members[payload_name]) if payload_name else None
+    patches = {m: p for (o, m), p in _MODEL_PATCHES.items() if o == op.name}
+    check = _compile_structure(shape, patches, {})
+    rules: list[Callable[[dict[str, Any]], None]] = []
+    if "Runtime" in patches and "Runtime" in members:
+        rules.append(_runtime_rule(list(service.shape_for("Runtime").metadata["enum"])))
+    if op.name == "CreateFunction":
+        rules.append(_plain_name_rule)
+    has_body = bool(body) or (payload is not None and payload[1].type_name == "structure")
+    return _InputPlan(tuple(uri), query, tuple(headers), payload, body if has_body else None,
+                      check, tuple(rules))
+
+
+def _compile_output(op: OperationModel) -> _OutputPlan:
+    default = int(op.http.get("responseCode", 200))
+    shape = op.output_shape
+    if shape is None:
+        return _OutputPlan(None, (), None, (), default, False)
+    status: str | None = None
+    headers: list[tuple[str, str]] = []
+    body: list[tuple[str, str, Shape]] = []
+    payload_name = shape.serialization.get("payload")
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if location == "statusCode":
+            status = name
+        elif location == "header":
+            headers.append((name, wire))
+        elif name != payload_name:
+            body.append((name, wire, member))
+    payload = (payload_name, shape.members[payload_name]) if payload_name else None
+    json_type = bool(body) or payload is None or payload[1].type_name == "structure" or op.name == "Invoke"
+    return _OutputPlan(status, tuple(headers), payload, tuple(body), default, json_type)
+
+
+class LambdaModel:
+    """Botocore's Lambda model compiled for serving: routing, parsing, validation, serialisation."""
+
+    def __init__(self) -> None:
+        loader = create_loader()
+        self.service = ServiceModel(loader.load_service_model("lambda", "service-2"), "lambda")
+        self._routes: dict[str, list[_Route]] = {}
+        self._inputs: dict[str, _InputPlan] = {}
+        self._outputs: dict[str, _OutputPlan] = {}
+        for name in self.service.operation_names:
+            op = self.service.operation_model(name)
+            route = _compile_route(op)
+            self._routes.setdefault(route.method, []).append(route)
+            self._inputs[name] = _compile_input(op, self.service)
+            self._outputs[name] = _compile_output(op)
+        for routes in self._routes.values():
+            # Routes that demand literal query parameters first; then the hot path; then the rest.
+            routes.sort(key=lambda r: (not r.literal_query, r.op.name != "Invoke"))
+
+    def operation(self, name: str) -> OperationModel:
+        return self.service.operation_model(name)
+
+    def match(self, method: str, raw_path: str,
+              query: str | list[tuple[str, str]] = "") -> tuple[OperationModel, dict[str, str]] | None:
+        """The operation for a request, and its percent-decoded path parameters.
+
+        `raw_path` is the path as received (percent-encoded); it may carry `?query`. Operations
+        whose requestUri holds a literal query (`?find=LayerVersion`) match only when it is present.
+        """
+        if "?" in raw_path:
+            raw_path, _, query = raw_path.partition("?")
+        pairs: list[tuple[str, str]] | None = None
+        for route in self._routes.get(method.upper(), ()):
+            found = route.regex.fullmatch(raw_path)
+            if found is None:
+                continue
+            if route.literal_query:
+                if pairs is None:
+                    pairs = _query_pairs(query)
+                if not all(p in pairs for p in route.literal_query):
+                    continue
+            return route.op, {member: unquote(found.group(g)) for g, member in route.groups}
+        return None
+
+    def parse(self, op: OperationModel, path_params: dict[str, str], query: list[tuple[str, str]],
+              headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """The validated input of `op`, keyed by member name. `headers` keys are lower-case."""
+        plan = self._inputs[op.name]
+        params: dict[str, Any] = {}
+        if plan.body is not None and body.strip():
+            try:
+                document = json.loads(body)
+            except ValueError:
+                raise _bad_content(json_error_detail(body)) from None
+            if not isinstance(document, dict):
+                raise _type_mismatch(op.input_shape, document)
+            if plan.payload is not None:
+                params[plan.payload[0]] = _from_json(plan.payload[1], document)
+            else:
+                for key, item in document.items():
+                    entry = plan.body.get(key)
+                    if entry is not None and item is not None:
+                        params[entry[0]] = _from_json(entry[1], item)
+        elif plan.payload is not None and plan.payload[1].type_name == "blob":
+            params[plan.payload[0]] = body
+        for name, shape in plan.uri:
+            raw = path_params.get(name)
+            if raw is not None:
+                params[name] = _text_value(shape, raw, name)
+        if plan.query:
+            for key, raw in query:
+                entry = plan.query.get(key)
+                if entry is None:
+                    continue
+                name, shape = entry
+                if shape.type_name == "list":
+                    params.setdefault(name, []).append(_text_value(shape.member, raw, name))
+                elif name not in params:
+                    params[name] = _text_value(shape, raw, name)
+        for header, name, shape in plan.headers:
+            raw = headers.get(header)
+            if raw is not None:
+                params[name] = _text_value(shape, raw, name)
+        failures: list[str] = []
+        plan.check(params, "", failures)
+        if failures:
+            raise errors.ValidationException(_validation_message(failures))
+        for rule in plan.rules:
+            rule(params)
+        return params
+
+    def serialize(self, op: OperationModel, output: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        plan = self._outputs[op.name]
+        status = plan.default_status
+        if plan.status is not None and output.get(plan.status) is not None:
+            status = int(output[plan.status])
+        headers: list[tuple[str, str]] = []
+        for name, header in plan.headers:
+            value = output.get(name)
+            if value is not None:
+                headers.append((header, _header_text(value)))
+        body = b""
+        if plan.payload is not None:
+            name, shape = plan.payload
+            value = output.get(name)
+            if value is not None:
+                if shape.type_name == "blob":
+                    body = value if isinstance(value, bytes) else str(value).encode()
+                else:
+                    body = _dumps(_to_json(shape, value))
+        elif plan.body:
+            document = {key: _to_json(shape, output[name]) for name, key, shape in plan.body
+                        if output.get(name) is not None}
+            body = _dumps(document)
+        if plan.json_content_type:
+            headers.append(("Content-Type", "application/json"))
+        elif plan.payload is not None:
+            headers.append(("Content-Type", "application/octet-stream"))
+        return status, headers, body
+
+    def render_error(self, err: errors.ApiError) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = [("x-amzn-ErrorType", err.code), ("Content-Type", "application/json")]
+        headers.extend(err.headers.items())
+        document = {"Type": err.fault, "message": err.message, **err.extra}
+        return err.status, headers, _dumps(document)
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _query_pairs(query: str | list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if not isinstance(query, str):
+        return list(query)
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def _text_value(shape: Shape, raw: str, name: str) -> Any:
+    """A uri, query or header value converted to the member's type."""
+    kind = shape.type_name
+    if kind == "string":
+        return raw
+    try:
+        if kind == "boolean":
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false"):
+                raise ValueError(raw)
+            return lowered == "true"
+        return _scalar(shape, raw.strip())
+    except (ValueError, binascii.Error):
+        raise errors.ValidationException(_validation_message([
+            f"Value '{raw}' at '{field_name(name)}' failed to satisfy constraint: "
+            f"Member must be a valid {_JAVA_TYPES.get(kind, kind).rsplit('.', 1)[-1]}"])) from None
