@@ -116,7 +116,7 @@ def test_event_round_trip(lambda_client: Any, ric_function: tuple[RicCase, str])
     event = {"tag": "echo", "text": "héllo ☃", "n": [1, 2.5, None, True], "nested": {"a": {"b": "c"}},
              "blob": "x" * 200_000}
     resp, body = invoke(lambda_client, fn, event)
-    assert "FunctionError" not in resp
+    assert "FunctionError" not in resp, body
     assert body["event"] == event
 
 

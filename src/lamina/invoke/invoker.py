@@ -27,6 +27,7 @@ from lamina.sandbox import cgroups
 from lamina.sandbox.cgroups import limits_for
 from lamina.sandbox.environment import Environment
 from lamina.sandbox.linux import SandboxSpec
+from lamina.sandbox.scratch import ScratchPool
 from lamina.settings import Settings
 
 
@@ -57,11 +58,14 @@ class Invoker:
         self._generations: dict[FunctionKey, int] = {}
         self._cgroup_base = f"lamina/{os.getpid()}"
         self._reaper: asyncio.Task[None] | None = None
+        self._scratch = ScratchPool(settings.data_dir.resolve() / "scratch")
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         if cgroups.available():
             cgroups.sweep("lamina")
+        await asyncio.get_running_loop().run_in_executor(None, self._scratch.start)
+        self._scratch.refill()
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def close(self) -> None:
@@ -73,7 +77,7 @@ class Invoker:
             for env in pool:
                 pool.discard(env)
         self._pools.clear()
-        await asyncio.sleep(0)
+        await self._scratch.aclose()
 
     async def _reap_forever(self) -> None:
         interval = max(0.2, min(5.0, self._settings.idle_timeout / 4))
@@ -111,9 +115,15 @@ class Invoker:
         if pool is None:
             pool = self._pools[key] = FunctionPool()
         request_id = request_id or str(uuid.uuid4())
-        env = pool.take(cfg.generation)
-        if env is None:
-            env = await self._start_environment(cfg, pool)
+        while True:
+            env = pool.take(cfg.generation)
+            if env is None:
+                env = await self._start_environment(cfg, pool)
+                break
+            # a warm environment serves only once its runtime is back in GET /next
+            if await env.wait_until_parked(float(cfg.timeout)):
+                break
+            pool.discard(env)
         now_ms = int(time.time() * 1000)
         invocation = Invocation(
             request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,
@@ -139,16 +149,25 @@ class Invoker:
         launch = self._catalog.get(cfg.runtime or "")
         code_dir = await asyncio.get_running_loop().run_in_executor(None, self._code_dir, cfg)
         env_vars = self._environment_variables(cfg)
+        scratch = await self._scratch.acquire(cfg.ephemeral_storage)
         spec = SandboxSpec(
             code_dir=code_dir, argv=launch.argv if launch else ("/var/task/bootstrap",),
-            env=env_vars, tmp_mb=cfg.ephemeral_storage,
+            env=env_vars, tmp_mb=cfg.ephemeral_storage, tmp_dir=scratch.mountpoint if scratch else None,
             runtime_dir=launch.runtime_dir if launch else None,
             uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,
         )
+        # a tmpfs /tmp (no loop devices here) is charged to the memory cgroup: budget for it
+        tmp_in_memory = 0 if scratch else cfg.ephemeral_storage
+
+        def released(_env: Environment) -> None:
+            if scratch is not None:
+                self._scratch.release(scratch)
+
         env = Environment(
-            spec=spec, limits=limits_for(cfg.memory_size, cfg.ephemeral_storage, self._settings.pids_limit),
+            spec=spec, limits=limits_for(cfg.memory_size, tmp_in_memory, self._settings.pids_limit),
             cgroup_base=self._cgroup_base, memory_mb=cfg.memory_size, version=cfg.version,
             log_writer=lambda data: self._logs.write(cfg.region, cfg.name, data), key=cfg.generation,
+            on_dead=released,
         )
         env_vars["AWS_LAMBDA_LOG_STREAM_NAME"] = (
             time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{cfg.version}]{env.id}")

@@ -126,14 +126,31 @@ class CgroupSet:
 
 
 def sweep(base: str) -> None:
-    """Remove leftovers of a previous run under `base` (processes killed first)."""
+    """Remove what servers that are no longer running left under `base/<pid>`.
+
+    Groups of live servers (another Lamina on the same host) are left alone."""
     for hierarchy in (UNIFIED, *V1_CONTROLLERS):
         root = CGROUP_ROOT / hierarchy / base
         if not root.is_dir():
             continue
-        for child in root.iterdir():
-            if child.is_dir():
-                CgroupSet(base, child.name).destroy(wait=0.5)
+        for owner in root.iterdir():
+            if not owner.is_dir() or (owner.name.isdigit() and _alive(int(owner.name))):
+                continue
+            for child in owner.iterdir():
+                if child.is_dir():
+                    CgroupSet(f"{base}/{owner.name}", child.name).destroy(wait=0.5)
+            with contextlib.suppress(OSError):
+                owner.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def available() -> bool:

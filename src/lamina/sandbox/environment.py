@@ -35,6 +35,7 @@ from lamina.sandbox.linux import SandboxProcess, SandboxSpec, spawn
 from lamina.sandbox.netns import new_netns_listener
 
 INIT_TIMEOUT_SECONDS = 10.0
+_SIGNAL_NAMES = {6: "aborted", 7: "bus error", 9: "killed", 11: "segmentation fault"}
 
 
 class EnvState(enum.StrEnum):
@@ -101,6 +102,7 @@ class Environment:
         self._init_exit: tuple[str, str] | None = None  # (error type, message) when init died
         self._max_memory = 0
         self._destroyed = False
+        self._parked_waiter: asyncio.Future[bool] | None = None
 
     # -- state -----------------------------------------------------------------------------
     def _transition(self, new: EnvState) -> None:
@@ -233,8 +235,28 @@ class Environment:
         return self._max_memory
 
     # -- runtime events -----------------------------------------------------------------------
+    async def wait_until_parked(self, timeout_s: float) -> bool:
+        """Wait until the runtime asks for its next event: True when it does, False if the
+        environment dies first (a runtime may post its answer and then exit) or never asks."""
+        if self.state is EnvState.DEAD:
+            return False
+        if self._channel.parked:
+            return True
+        self._parked_waiter = self._loop.create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._parked_waiter
+        except TimeoutError:
+            self.destroy()
+            return False
+        finally:
+            self._parked_waiter = None
+
     def _runtime_parked(self, first: bool) -> None:
-        if first:
+        waiter = self._parked_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)  # an invoke is waiting for this environment: no freeze
+        elif first:
             if not self._init_done.done():
                 self._init_done.set_result(None)
         elif self.state is EnvState.IDLE:
@@ -283,9 +305,11 @@ class Environment:
     def _describe_exit(rc: int | None) -> str:
         if rc is None:
             return "signal: killed"
-        if rc < 0 or rc > 128:
-            sig = -rc if rc < 0 else rc - 128
-            return "signal: killed" if sig == 9 else f"signal: {sig}"
+        # bwrap reports a child killed by signal N as 128 + N, which a runtime can also
+        # exit with on its own (Node's RIC uses 129): only the crash signals are taken as such.
+        sig = -rc if rc < 0 else rc - 128
+        if sig in _SIGNAL_NAMES and (rc < 0 or rc > 128):
+            return f"signal: {_SIGNAL_NAMES[sig]}"
         return f"exit status {rc}"
 
     @staticmethod
@@ -340,6 +364,9 @@ class Environment:
         self._die()
 
     def _die(self) -> None:
+        waiter = self._parked_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(False)
         if self.state is not EnvState.DEAD:
             self._memory_used()
             self._transition(EnvState.DEAD)

@@ -50,6 +50,7 @@ class SandboxSpec:
     tmp_mb: int
     runtime_dir: Path | None = None  # bound read-only at /var/runtime
     extra_ro_binds: tuple[tuple[str, str], ...] = ()
+    tmp_dir: Path | None = None      # bound read-write at /tmp; None: a tmpfs of tmp_mb
     uid: int = 65534
     gid: int = 65534
     hostname: str = "localhost"
@@ -98,11 +99,12 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]
     ]
     for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
+    if spec.tmp_dir is None:
+        args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp"]
     for dest, staging in staged.items():
-        args += ["--ro-bind", staging, dest]
+        args += ["--bind" if dest == "/tmp" else "--ro-bind", staging, dest]
     args += [
         "--dir", "/opt",
-        "--size", str(spec.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
         "--proc", "/proc", "--dev", "/dev",
         "--remount-ro", "/",
         "--chdir", "/var/task", "--clearenv",
@@ -150,6 +152,8 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
     if spec.runtime_dir is not None:
         binds.append((str(spec.runtime_dir), "/var/runtime"))
     binds.extend(spec.extra_ro_binds)
+    if spec.tmp_dir is not None:
+        binds.append((str(spec.tmp_dir), "/tmp"))
     staged = {dest: f"{STAGING}/{i}" for i, (_src, dest) in enumerate(binds)}
     stage_plan = [(src.encode(), staged[dest].encode()) for src, dest in binds]
     seccomp_fd = _pipe_with(SECCOMP_FILTER) if SECCOMP_FILTER else None
