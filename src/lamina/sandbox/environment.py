@@ -392,9 +392,12 @@ class Environment:
             self._server.close()
         proc = self._proc
         if proc is not None:
+            # readers off and descriptors closed here, on the loop thread, so that no read can
+            # meet a descriptor number that a thread has closed and the kernel has reused
             for fd in (proc.output_fd, proc.pidfd):
                 if fd >= 0:
                     self._loop.remove_reader(fd)
+            proc.close_fds()
         self._loop.run_in_executor(None, self._reap)
 
     def _reap(self) -> None:
@@ -403,6 +406,5 @@ class Environment:
         if proc is not None:
             try:
                 proc.popen.wait(timeout=5)
-            except Exception:
+            except Exception:  # noqa: BLE001 - nothing more can be done for a stuck bwrap
                 proc.popen.kill()
-            proc.close_fds()
