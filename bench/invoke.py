@@ -43,7 +43,9 @@ REGION = "us-east-1"
 def _zip(source: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", source)
+        info = zipfile.ZipInfo("app.py")
+        info.external_attr = 0o100644 << 16  # readable by the function's uid, as Lambda requires
+        zf.writestr(info, source)
     return buf.getvalue()
 
 
@@ -72,6 +74,8 @@ def cold(client: Any, runs: int) -> dict[str, float]:
         t0 = time.perf_counter()
         resp = client.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
         totals.append((time.perf_counter() - t0) * 1000)
+        if "FunctionError" in resp:
+            raise SystemExit(f"the benchmark function failed: {resp['Payload'].read()!r}")
         import base64
         tail = base64.b64decode(resp["LogResult"]).decode()
         init = [p for p in tail.split("\t") if p.startswith("Init Duration:")]
@@ -84,7 +88,8 @@ def cold(client: Any, runs: int) -> dict[str, float]:
 
 def warm_boto3(client: Any, name: str, n: int) -> dict[str, float]:
     for _ in range(50):
-        client.invoke(FunctionName=name, Payload=b"{}")
+        if "FunctionError" in client.invoke(FunctionName=name, Payload=b"{}"):
+            raise SystemExit("the benchmark function failed")
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()

@@ -406,5 +406,5 @@ class Environment:
         if proc is not None:
             try:
                 proc.popen.wait(timeout=5)
-            except Exception:  # noqa: BLE001 - nothing more can be done for a stuck bwrap
+            except Exception:
                 proc.popen.kill()
