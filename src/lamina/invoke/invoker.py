@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -29,6 +30,8 @@ from lamina.sandbox.environment import Environment
 from lamina.sandbox.linux import SandboxSpec
 from lamina.sandbox.scratch import ScratchPool
 from lamina.settings import Settings
+
+log = logging.getLogger("lamina.invoke")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class Invoker:
     async def start(self) -> None:
         if cgroups.available():
             cgroups.sweep("lamina")
+            if not cgroups.favour_dynamic_moves():
+                log.info("cgroup2 is not mounted with favordynmods: environment starts will be slower")
         await asyncio.get_running_loop().run_in_executor(None, self._scratch.start)
         self._scratch.refill()
         self._reaper = asyncio.create_task(self._reap_forever())
