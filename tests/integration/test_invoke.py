@@ -10,7 +10,6 @@ import base64
 import json
 import math
 import re
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -539,7 +538,6 @@ def test_response_over_the_limit_is_an_error(lambda_client: Any, create_function
 # --- other runtimes ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="no Node.js on this host")
 def test_nodejs_echo(lambda_client: Any, create_function: Fn) -> None:
     fn = create_function({"index.mjs": "export const handler = async (e) => e;"},
                          runtime="nodejs20.x", handler="index.handler")
@@ -554,7 +552,6 @@ def test_nodejs_echo(lambda_client: Any, create_function: Fn) -> None:
     report_of(log, rid)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="no Node.js on this host")
 def test_nodejs_error(lambda_client: Any, create_function: Fn) -> None:
     fn = create_function(
         {"index.mjs": "export const handler = async (e) => { throw new TypeError('bad ' + e.x); };"},

@@ -11,14 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="no Node.js on this host")
 
 Fn = Callable[..., str]
 RUNTIME = "nodejs20.x"
