@@ -44,7 +44,9 @@ def create_app(settings: Any) -> LambdaApi:
     logs = LogSink(data_dir)
     invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key))
     functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
-                                on_delete=invoker.function_deleted)
+                                on_delete=invoker.function_deleted,
+                                concurrency_limit=settings.effective_concurrency_limit,
+                                min_unreserved=settings.effective_min_unreserved)
 
     def code_url(cfg: FunctionConfig) -> str:
         token = hmac.new(code_secret, cfg.code.blob_key.encode(), hashlib.sha256).hexdigest()
@@ -55,6 +57,8 @@ def create_app(settings: Any) -> LambdaApi:
 
     async def startup() -> None:
         await functions.load()
+        for cfg in functions.all():
+            invoker.function_changed(cfg)
         await invoker.start()
         log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
                  ", ".join(catalog.names))
@@ -66,13 +70,4 @@ def create_app(settings: Any) -> LambdaApi:
         store.close()
         await asyncio.sleep(0)
 
-    def status() -> dict[str, Any]:
-        out: dict[str, Any] = {"functions": {}}
-        for (_account, region, name), envs in invoker.environments().items():
-            counts: dict[str, int] = {}
-            for env in envs:
-                counts[env.state.value] = counts.get(env.state.value, 0) + 1
-            out["functions"][f"{region}/{name}"] = {"environments": counts}
-        return out
-
-    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown, status=status)
+    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown, status=invoker.status)

@@ -48,30 +48,113 @@ class ApiError(LaminaError):
         return f"{type(self).__name__}({self.message!r})"
 
 
-def _api_error(code: str, status: int, fault: str = "User") -> type[ApiError]:
-    return type(code, (ApiError,), {"code": code, "status": status, "fault": fault})
+class ValidationException(ApiError):
+    code = "ValidationException"
+    status = 400
 
 
-ValidationException = _api_error("ValidationException", 400)
-InvalidParameterValueException = _api_error("InvalidParameterValueException", 400)
-InvalidRequestContentException = _api_error("InvalidRequestContentException", 400)
-RequestTooLargeException = _api_error("RequestTooLargeException", 413)
-RequestEntityTooLargeException = _api_error("RequestEntityTooLargeException", 413)
-ResourceNotFoundException = _api_error("ResourceNotFoundException", 404)
-ResourceConflictException = _api_error("ResourceConflictException", 409)
-ResourceNotReadyException = _api_error("ResourceNotReadyException", 502, "Service")
-PreconditionFailedException = _api_error("PreconditionFailedException", 412)
-TooManyRequestsException = _api_error("TooManyRequestsException", 429)
-UnrecognizedClientException = _api_error("UnrecognizedClientException", 403)
-InvalidSignatureException = _api_error("InvalidSignatureException", 403)
-MissingAuthenticationTokenException = _api_error("MissingAuthenticationTokenException", 403)
-IncompleteSignatureException = _api_error("IncompleteSignatureException", 403)
-AccessDeniedException = _api_error("AccessDeniedException", 403)
-UnknownOperationException = _api_error("UnknownOperationException", 404)
-CodeStorageExceededException = _api_error("CodeStorageExceededException", 400)
-InvalidZipFileException = _api_error("InvalidZipFileException", 502, "Service")
-InvalidRuntimeException = _api_error("InvalidRuntimeException", 502, "Service")
-ServiceException = _api_error("ServiceException", 500, "Service")
+class InvalidParameterValueException(ApiError):
+    code = "InvalidParameterValueException"
+    status = 400
+
+
+class InvalidRequestContentException(ApiError):
+    code = "InvalidRequestContentException"
+    status = 400
+
+
+class RequestTooLargeException(ApiError):
+    code = "RequestTooLargeException"
+    status = 413
+
+
+class RequestEntityTooLargeException(ApiError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+class ResourceNotFoundException(ApiError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class ResourceConflictException(ApiError):
+    code = "ResourceConflictException"
+    status = 409
+
+
+class ResourceNotReadyException(ApiError):
+    code = "ResourceNotReadyException"
+    status = 502
+    fault = "Service"
+
+
+class PreconditionFailedException(ApiError):
+    code = "PreconditionFailedException"
+    status = 412
+
+
+class TooManyRequestsException(ApiError):
+    code = "TooManyRequestsException"
+    status = 429
+
+
+class UnrecognizedClientException(ApiError):
+    code = "UnrecognizedClientException"
+    status = 403
+
+
+class InvalidSignatureException(ApiError):
+    code = "InvalidSignatureException"
+    status = 403
+
+
+class MissingAuthenticationTokenException(ApiError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureException(ApiError):
+    code = "IncompleteSignatureException"
+    status = 403
+
+
+class AccessDeniedException(ApiError):
+    code = "AccessDeniedException"
+    status = 403
+
+
+class UnknownOperationException(ApiError):
+    code = "UnknownOperationException"
+    status = 404
+
+
+class CodeStorageExceededException(ApiError):
+    code = "CodeStorageExceededException"
+    status = 400
+
+
+class InvalidZipFileException(ApiError):
+    code = "InvalidZipFileException"
+    status = 502
+    fault = "Service"
+
+
+class InvalidRuntimeException(ApiError):
+    code = "InvalidRuntimeException"
+    status = 502
+    fault = "Service"
+
+
+class ProvisionedConcurrencyConfigNotFoundException(ApiError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+
+
+class ServiceException(ApiError):
+    code = "ServiceException"
+    status = 500
+    fault = "Service"
 
 
 class SandboxError(LaminaError):

@@ -33,6 +33,30 @@ class Settings:
     # public base URL used in Code.Location (defaults to http://host:port)
     public_url: str | None = None
     log_level: str = "info"
+    # host memory for environments (MB); None: 75% of the machine's memory
+    capacity_mb: int | None = None
+    # account concurrency limit; None: derived from capacity (one 128 MB environment each, ≤ 1000)
+    concurrency_limit: int | None = None
+    # the unreserved pool never drops below this (AWS: 100); None: min(100, limit)
+    min_unreserved: int | None = None
+    # new environments per function per 10 s (AWS: 1000)
+    burst_limit: int = 1000
+
+    @property
+    def effective_capacity_mb(self) -> int:
+        return self.capacity_mb if self.capacity_mb is not None else _machine_memory_mb() * 3 // 4
+
+    @property
+    def effective_concurrency_limit(self) -> int:
+        if self.concurrency_limit is not None:
+            return self.concurrency_limit
+        return max(1, min(1000, self.effective_capacity_mb // 128))
+
+    @property
+    def effective_min_unreserved(self) -> int:
+        if self.min_unreserved is not None:
+            return self.min_unreserved
+        return min(100, self.effective_concurrency_limit)
 
     @property
     def base_url(self) -> str:
@@ -69,6 +93,10 @@ class Settings:
             values["idle_timeout"] = float(env["LAMINA_IDLE_TIMEOUT"])
         if "LAMINA_PUBLIC_URL" in env:
             values["public_url"] = env["LAMINA_PUBLIC_URL"]
+        for name, key in (("LAMINA_CAPACITY_MB", "capacity_mb"), ("LAMINA_CONCURRENCY_LIMIT", "concurrency_limit"),
+                          ("LAMINA_MIN_UNRESERVED", "min_unreserved"), ("LAMINA_BURST_LIMIT", "burst_limit")):
+            if name in env:
+                values[key] = int(env[name])
         if "LAMINA_CREDENTIALS" in env:
             pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
             values["credentials"] = {k.strip(): v.strip() for k, v in pairs}
@@ -76,6 +104,17 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return replace(cls(), **values)
+
+
+def _machine_memory_mb() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    return 4096
 
 
 def _is_loopback(host: str) -> bool:

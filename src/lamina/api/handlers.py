@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from lamina.control.names import FunctionRef, resolve
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
+    ProvisionedConcurrencyConfigNotFoundException,
     RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
@@ -94,10 +96,13 @@ def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
 
 async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     cfg = s.functions.get(_ref(ctx, p))
-    return {
+    out: dict[str, Any] = {
         "Configuration": render.function_configuration(cfg),
         "Code": {"RepositoryType": "S3", "Location": s.code_url(cfg)},
     }
+    if cfg.reserved_concurrency is not None:
+        out["Concurrency"] = {"ReservedConcurrentExecutions": cfg.reserved_concurrency}
+    return out
 
 
 async def get_function_configuration(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +149,8 @@ async def get_account_settings(s: Services, ctx: RequestContext, p: dict[str, An
             "TotalCodeSize": 80_530_636_800,
             "CodeSizeUnzipped": 262_144_000,
             "CodeSizeZipped": 52_428_800,
-            "ConcurrentExecutions": 1000,
-            "UnreservedConcurrentExecutions": 1000,
+            "ConcurrentExecutions": s.functions.concurrency_limit,
+            "UnreservedConcurrentExecutions": s.functions.unreserved_concurrency(ctx.account_id),
         },
         "AccountUsage": {"TotalCodeSize": sum(c.code.size for c in functions), "FunctionCount": len(functions)},
     }
@@ -221,6 +226,59 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
     }
 
 
+async def put_function_concurrency(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    cfg = s.functions.put_concurrency(_ref(ctx, p), p["ReservedConcurrentExecutions"])
+    return {"ReservedConcurrentExecutions": cfg.reserved_concurrency}
+
+
+async def get_function_concurrency(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return {"ReservedConcurrentExecutions": s.functions.get_concurrency(_ref(ctx, p))}
+
+
+async def delete_function_concurrency(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    s.functions.delete_concurrency(_ref(ctx, p))
+    return {}
+
+
+def _provisioned_target(s: Services, ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
+    """Provisioned concurrency applies to published versions and aliases, which this
+    Lamina does not have yet: every qualifier is refused or not found as AWS words it."""
+    ref = _ref(ctx, p)
+    s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+    qualifier = ref.qualifier or ""
+    if qualifier == "$LATEST":
+        raise InvalidParameterValueException(
+            "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+    if qualifier.isdigit():
+        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}")
+    raise ResourceNotFoundException(f"Cannot find alias arn: {ref.unqualified_arn}:{qualifier}")
+
+
+async def put_provisioned_concurrency_config(s: Services, ctx: RequestContext,
+                                             p: dict[str, Any]) -> dict[str, Any]:
+    _provisioned_target(s, ctx, p)
+    return {}
+
+
+async def get_provisioned_concurrency_config(s: Services, ctx: RequestContext,
+                                             p: dict[str, Any]) -> dict[str, Any]:
+    with contextlib.suppress(InvalidParameterValueException):  # $LATEST simply has no configuration
+        _provisioned_target(s, ctx, p)
+    raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
+
+
+async def delete_provisioned_concurrency_config(s: Services, ctx: RequestContext,
+                                                p: dict[str, Any]) -> dict[str, Any]:
+    return await get_provisioned_concurrency_config(s, ctx, p)
+
+
+async def list_provisioned_concurrency_configs(s: Services, ctx: RequestContext,
+                                               p: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, p)
+    s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+    return {"ProvisionedConcurrencyConfigs": []}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -231,4 +289,11 @@ HANDLERS: dict[str, Handler] = {
     "DeleteFunction": delete_function,
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
+    "PutFunctionConcurrency": put_function_concurrency,
+    "GetFunctionConcurrency": get_function_concurrency,
+    "DeleteFunctionConcurrency": delete_function_concurrency,
+    "PutProvisionedConcurrencyConfig": put_provisioned_concurrency_config,
+    "GetProvisionedConcurrencyConfig": get_provisioned_concurrency_config,
+    "DeleteProvisionedConcurrencyConfig": delete_provisioned_concurrency_config,
+    "ListProvisionedConcurrencyConfigs": list_provisioned_concurrency_configs,
 }

@@ -55,7 +55,10 @@ def _key(account: str, region: str, name: str) -> Key:
 class FunctionService:
     def __init__(self, store: MetadataStore, blobs: BlobStore, catalog: RuntimeCatalog,
                  on_change: Callable[[FunctionConfig], None],
-                 on_delete: Callable[[str, str, str], None]) -> None:
+                 on_delete: Callable[[str, str, str], None], *, concurrency_limit: int = 1000,
+                 min_unreserved: int = 100) -> None:
+        self.concurrency_limit = concurrency_limit
+        self.min_unreserved = min_unreserved
         self._store = store
         self._blobs = blobs
         self._catalog = catalog
@@ -138,6 +141,40 @@ class FunctionService:
         self._store.delete_function(ref.region, ref.name, account_id=ref.account_id)
         self._functions.pop(_key(ref.account_id, ref.region, ref.name), None)
         self._on_delete(ref.account_id, ref.region, ref.name)
+
+    def unreserved_concurrency(self, account: str) -> int:
+        return self.concurrency_limit - sum(
+            c.reserved_concurrency or 0 for (a, _r, _n), c in self._functions.items() if a == account)
+
+    def put_concurrency(self, ref: FunctionRef, reserved: int) -> FunctionConfig:
+        cfg = self._function_only(ref)
+        others = sum(c.reserved_concurrency or 0 for k, c in self._functions.items()
+                     if k[0] == ref.account_id and k != _key(cfg.account_id, cfg.region, cfg.name))
+        if self.concurrency_limit - others - reserved < self.min_unreserved:
+            raise InvalidParameterValueException(
+                "Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{self.min_unreserved}].")
+        return self._set_concurrency(cfg, reserved)
+
+    def delete_concurrency(self, ref: FunctionRef) -> None:
+        self._set_concurrency(self._function_only(ref), None)
+
+    def get_concurrency(self, ref: FunctionRef) -> int | None:
+        return self._function_only(ref).reserved_concurrency
+
+    def _function_only(self, ref: FunctionRef) -> FunctionConfig:
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(
+                "This operation is permitted on Lambda functions only. Aliases and versions do not support this "
+                "operation. Please specify either a function name or an unqualified function ARN.")
+        return self.get(ref)
+
+    def _set_concurrency(self, cfg: FunctionConfig, reserved: int | None) -> FunctionConfig:
+        updated = replace(cfg, reserved_concurrency=reserved)
+        self._store.put_function(updated, expected_revision=cfg.revision_id)
+        self._functions[_key(cfg.account_id, cfg.region, cfg.name)] = updated
+        self._on_change(updated)
+        return updated
 
     # -- rules --------------------------------------------------------------------------------------
     def _check_runtime(self, runtime: str | None) -> None:

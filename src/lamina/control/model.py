@@ -82,6 +82,8 @@ class FunctionConfig:
     last_update_status_reason_code: str | None = None
     last_modified: str = field(default_factory=aws_timestamp)
     revision_id: str = field(default_factory=new_revision_id)
+    # function-level (not per version): None = draws on the account's unreserved pool
+    reserved_concurrency: int | None = None
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
     generation: int = 1

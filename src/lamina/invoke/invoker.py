@@ -18,8 +18,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lamina.control.model import FunctionConfig
+from lamina.errors import TooManyRequestsException
+from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, ConcurrencyLimiter, MemoryCapacity, throttled
 from lamina.invoke.pool import FunctionKey, FunctionPool
 from lamina.observe.logs import LogSink, tail
 from lamina.runtimeapi.channel import Invocation, RuntimeReply
@@ -46,6 +49,16 @@ class InvokeResult:
     init_duration_ms: float | None
 
 
+@dataclass
+class FunctionStats:
+    """Counters since the server started."""
+
+    invocations: int = 0
+    errors: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+
+
 def _trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
@@ -62,6 +75,10 @@ class Invoker:
         self._cgroup_base = f"lamina/{os.getpid()}"
         self._reaper: asyncio.Task[None] | None = None
         self._scratch = ScratchPool(settings.data_dir.resolve() / "scratch")
+        self._limiter = ConcurrencyLimiter(settings.effective_concurrency_limit)
+        self._burst = BurstLimiter(settings.burst_limit)
+        self._capacity = MemoryCapacity(settings.effective_capacity_mb)
+        self._stats: dict[FunctionKey, FunctionStats] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -96,6 +113,7 @@ class Invoker:
         """Code or configuration changed: environments of older generations stop serving."""
         key = (cfg.account_id, cfg.region, cfg.name)
         self._generations[key] = cfg.generation
+        self._limiter.set_reserved(key, cfg.reserved_concurrency)
         pool = self._pools.get(key)
         if pool is not None:
             pool.retire_older_than(cfg.generation)
@@ -103,6 +121,9 @@ class Invoker:
     def function_deleted(self, account: str, region: str, name: str) -> None:
         key = (account, region, name)
         self._generations.pop(key, None)
+        self._limiter.forget(key)
+        self._burst.forget(key)
+        self._stats.pop(key, None)
         pool = self._pools.pop(key, None)
         if pool is not None:
             for env in pool:
@@ -120,25 +141,29 @@ class Invoker:
         if pool is None:
             pool = self._pools[key] = FunctionPool()
         request_id = request_id or str(uuid.uuid4())
-        while True:
-            env = pool.take(cfg.generation)
-            if env is None:
-                env = await self._start_environment(cfg, pool)
-                break
-            # a warm environment serves only once its runtime is back in GET /next
-            if await env.wait_until_parked(float(cfg.timeout)):
-                break
-            pool.discard(env)
-        now_ms = int(time.time() * 1000)
-        invocation = Invocation(
-            request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,
-            invoked_function_arn=invoked_arn or cfg.arn, trace_id=_trace_id(),
-            client_context=client_context, cognito_identity=cognito_identity,
-        )
+        stats = self._stats.setdefault(key, FunctionStats())
+        stats.invocations += 1
         try:
-            outcome = await env.invoke(invocation, float(cfg.timeout))
+            self._limiter.acquire(key)
+        except TooManyRequestsException:
+            stats.throttles += 1
+            raise
+        try:
+            env = await self._environment_for(cfg, key, pool, stats)
+            now_ms = int(time.time() * 1000)
+            invocation = Invocation(
+                request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,
+                invoked_function_arn=invoked_arn or cfg.arn, trace_id=_trace_id(),
+                client_context=client_context, cognito_identity=cognito_identity,
+            )
+            try:
+                outcome = await env.invoke(invocation, float(cfg.timeout))
+            finally:
+                pool.give_back(env, self._generations.get(key))
         finally:
-            pool.give_back(env, self._generations.get(key))
+            self._limiter.release(key)
+        if not outcome.ok:
+            stats.errors += 1
         return InvokeResult(
             payload=outcome.payload,
             function_error=None if outcome.ok else "Unhandled",
@@ -149,6 +174,39 @@ class Invoker:
             duration_ms=outcome.duration_ms,
             init_duration_ms=outcome.init_duration_ms,
         )
+
+    async def _environment_for(self, cfg: FunctionConfig, key: FunctionKey, pool: FunctionPool,
+                               stats: FunctionStats) -> Environment:
+        """A warm environment of this generation if there is one, else a new one (within the
+        burst limit and the memory capacity, evicting idle environments of others for room)."""
+        while True:
+            env = pool.take(cfg.generation)
+            if env is None:
+                break
+            # a warm environment serves only once its runtime is back in GET /next
+            if await env.wait_until_parked(float(cfg.timeout)):
+                return env
+            pool.discard(env)
+        try:
+            self._burst.take(key)
+            if not self._capacity.fits(cfg.memory_size):
+                self._evict_idle(cfg.memory_size)
+            if not self._capacity.fits(cfg.memory_size):
+                raise throttled(ACCOUNT_LIMIT)
+        except TooManyRequestsException:
+            stats.throttles += 1
+            raise
+        stats.cold_starts += 1
+        return await self._start_environment(cfg, pool)
+
+    def _evict_idle(self, memory_mb: int) -> None:
+        """Destroy idle environments, least recently used first, until `memory_mb` fits."""
+        idle = sorted(((env, pool) for pool in self._pools.values() for env in pool.idle),
+                      key=lambda pair: pair[0].last_used)
+        for env, pool in idle:
+            if self._capacity.fits(memory_mb):
+                return
+            pool.discard(env)
 
     async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool) -> Environment:
         launch = self._catalog.get(cfg.runtime or "")
@@ -164,7 +222,10 @@ class Invoker:
         # a tmpfs /tmp (no loop devices here) is charged to the memory cgroup: budget for it
         tmp_in_memory = 0 if scratch else cfg.ephemeral_storage
 
+        self._capacity.reserve(cfg.memory_size)
+
         def released(_env: Environment) -> None:
+            self._capacity.free(cfg.memory_size)
             if scratch is not None:
                 self._scratch.release(scratch)
 
@@ -215,3 +276,25 @@ class Invoker:
     # -- introspection -----------------------------------------------------------------------
     def environments(self) -> dict[FunctionKey, list[Environment]]:
         return {key: list(pool) for key, pool in self._pools.items()}
+
+    def status(self) -> dict[str, Any]:
+        functions: dict[str, Any] = {}
+        for key in sorted(set(self._pools) | set(self._stats)):
+            _account, region, name = key
+            counts = dict.fromkeys(("starting", "idle", "busy", "provisioned"), 0)
+            memory = 0
+            for env in self._pools.get(key, []):
+                if env.state.value in counts:
+                    counts[env.state.value] += 1
+                    memory += env.memory_mb
+            stats = self._stats.get(key, FunctionStats())
+            functions[f"{region}/{name}"] = {
+                "environments": counts, "concurrent_executions": self._limiter.inflight(key),
+                "invocations": stats.invocations, "errors": stats.errors, "throttles": stats.throttles,
+                "cold_starts": stats.cold_starts, "memory_mb": memory,
+            }
+        return {
+            "capacity_mb": self._capacity.capacity_mb, "reserved_mb": self._capacity.reserved_mb,
+            "concurrency_limit": self._limiter.account_limit,
+            "concurrent_executions": self._limiter.concurrent_executions, "functions": functions,
+        }

@@ -55,5 +55,9 @@ class FunctionPool:
             self.discard(env)
         return len(stale)
 
+    @property
+    def idle(self) -> list[Environment]:
+        return list(self._idle)
+
     def __iter__(self) -> Iterator[Environment]:
         return iter(list(self.environments))
