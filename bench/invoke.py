@@ -109,7 +109,7 @@ def _signed(endpoint: str, name: str) -> tuple[str, dict[str, str], bytes]:
 def _raw_worker(endpoint: str, name: str, seconds: float, out: Any, latencies: bool) -> None:
     path, headers, body = _signed(endpoint, name)
     parts = urlsplit(endpoint)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     count, samples = 0, []

@@ -81,7 +81,7 @@ class LaminaServer:
         return boto3.client(
             service, endpoint_url=self.url, region_name=REGION,
             aws_access_key_id="test", aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=120, **config),
         )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from lamina.control.names import FunctionRef, resolve
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
-    ProvisionedConcurrencyConfigNotFoundException,
     RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
@@ -227,7 +225,11 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
 
 
 async def put_function_concurrency(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    cfg = s.functions.put_concurrency(_ref(ctx, p), p["ReservedConcurrentExecutions"])
+    ref = _ref(ctx, p)
+    try:
+        cfg = s.functions.put_concurrency(ref, p["ReservedConcurrentExecutions"])
+    except ResourceNotFoundException:  # Put names the version it looked for (recorded from AWS)
+        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:$LATEST") from None
     return {"ReservedConcurrentExecutions": cfg.reserved_concurrency}
 
 
@@ -240,15 +242,17 @@ async def delete_function_concurrency(s: Services, ctx: RequestContext, p: dict[
     return {}
 
 
-def _provisioned_target(s: Services, ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
+def _provisioned_target(s: Services, ctx: RequestContext, p: dict[str, Any], *, latest_message: str) -> None:
     """Provisioned concurrency applies to published versions and aliases, which this
     Lamina does not have yet: every qualifier is refused or not found as AWS words it."""
     ref = _ref(ctx, p)
-    s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
     qualifier = ref.qualifier or ""
+    try:
+        s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+    except ResourceNotFoundException:
+        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}") from None
     if qualifier == "$LATEST":
-        raise InvalidParameterValueException(
-            "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+        raise InvalidParameterValueException(latest_message)
     if qualifier.isdigit():
         raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}")
     raise ResourceNotFoundException(f"Cannot find alias arn: {ref.unqualified_arn}:{qualifier}")
@@ -256,15 +260,16 @@ def _provisioned_target(s: Services, ctx: RequestContext, p: dict[str, Any]) -> 
 
 async def put_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    _provisioned_target(s, ctx, p)
+    _provisioned_target(s, ctx, p, latest_message=(
+        "Provisioned Concurrency Configs cannot be applied to unpublished function versions."))
     return {}
 
 
 async def get_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    with contextlib.suppress(InvalidParameterValueException):  # $LATEST simply has no configuration
-        _provisioned_target(s, ctx, p)
-    raise ProvisionedConcurrencyConfigNotFoundException("No Provisioned Concurrency Config found for this function")
+    _provisioned_target(s, ctx, p, latest_message=(
+        "The function resource provided must be an alias or a published version."))
+    return {}
 
 
 async def delete_provisioned_concurrency_config(s: Services, ctx: RequestContext,

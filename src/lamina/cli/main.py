@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from lamina.cli.status import add_status_parser
 from lamina.settings import Settings
 
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--data-dir", type=Path)
     logs.add_argument("--region")
     logs.set_defaults(run=_logs)
+    add_status_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

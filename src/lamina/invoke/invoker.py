@@ -142,7 +142,6 @@ class Invoker:
             pool = self._pools[key] = FunctionPool()
         request_id = request_id or str(uuid.uuid4())
         stats = self._stats.setdefault(key, FunctionStats())
-        stats.invocations += 1
         try:
             self._limiter.acquire(key)
         except TooManyRequestsException:
@@ -150,6 +149,7 @@ class Invoker:
             raise
         try:
             env = await self._environment_for(cfg, key, pool, stats)
+            stats.invocations += 1  # as Lambda's Invocations metric: throttled requests are not counted
             now_ms = int(time.time() * 1000)
             invocation = Invocation(
                 request_id=request_id, payload=payload, deadline_ms=now_ms + cfg.timeout * 1000,

@@ -1,0 +1,88 @@
+"""`lamina status`: a running server's environments and counters, read from GET /_lamina/status.
+
+`render_status` is pure (status JSON in, table text out) and tolerates missing fields, shown
+as "-", so that the command works against a server that reports only part of the status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:3001"
+STATES = ("starting", "idle", "busy", "provisioned")
+# (column title, key in a function's entry)
+COUNTERS = (("CONC", "concurrent_executions"), ("INVOKES", "invocations"), ("ERRORS", "errors"),
+            ("THROTTLES", "throttles"), ("COLD", "cold_starts"), ("MEM_MB", "memory_mb"))
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """One row per function (sorted by "<region>/<name>"), then one totals line."""
+    header = ["FUNCTION", *(s.upper() for s in STATES), *(title for title, _ in COUNTERS)]
+    rows = [header]
+    functions: dict[str, Any] = data.get("functions") or {}
+    for key in sorted(functions):
+        entry = functions[key] or {}
+        envs = entry.get("environments") or {}
+        rows.append([key, *(str(envs.get(s, 0)) for s in STATES),
+                     *(_cell(entry.get(k)) for _, k in COUNTERS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    if not functions:
+        lines.append("(no environments)")
+    lines.append(
+        f"capacity {_cell(data.get('capacity_mb'))} MB, reserved {_cell(data.get('reserved_mb'))} MB, "
+        f"concurrency limit {_cell(data.get('concurrency_limit'))}, "
+        f"concurrent executions {_cell(data.get('concurrent_executions'))}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def fetch_status(endpoint: str, timeout: float = 5.0) -> dict[str, Any]:
+    """GET {endpoint}/_lamina/status; raises OSError (incl. URLError) when the server is unreachable
+    and ValueError when the answer is not a JSON object."""
+    url = endpoint.rstrip("/") + "/_lamina/status"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        data = json.loads(resp.read())
+    if not isinstance(data, dict):
+        raise ValueError("the status answer is not a JSON object")
+    return data
+
+
+def status_command(args: argparse.Namespace) -> int:
+    endpoint: str = args.endpoint or DEFAULT_ENDPOINT
+    try:
+        data = fetch_status(endpoint)
+    except urllib.error.HTTPError as exc:
+        print(f"lamina: {endpoint} answered HTTP {exc.code} to /_lamina/status", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"lamina: cannot reach a Lamina server at {endpoint} ({reason})", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"lamina: {endpoint} did not answer with a status document ({exc})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(render_status(data))
+    return 0
+
+
+def add_status_parser(sub: argparse._SubParsersAction) -> None:
+    status = sub.add_parser("status", help="show a running server's environments and counters")
+    status.add_argument("--endpoint", help=f"server URL (default {DEFAULT_ENDPOINT})")
+    status.add_argument("--json", action="store_true", help="print the raw status JSON")
+    status.set_defaults(run=status_command)
