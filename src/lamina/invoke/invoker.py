@@ -74,11 +74,14 @@ class Invoker:
         self._generations: dict[FunctionKey, int] = {}
         self._cgroup_base = f"lamina/{os.getpid()}"
         self._reaper: asyncio.Task[None] | None = None
-        self._scratch = ScratchPool(settings.data_dir.resolve() / "scratch")
+        self._scratch = ScratchPool(settings.data_dir.resolve() / "scratch",
+                                    owner=(settings.sandbox_uid, settings.sandbox_gid))
         self._limiter = ConcurrencyLimiter(settings.effective_concurrency_limit)
         self._burst = BurstLimiter(settings.burst_limit)
         self._capacity = MemoryCapacity(settings.effective_capacity_mb)
         self._stats: dict[FunctionKey, FunctionStats] = {}
+        # sandbox spawns are CPU-bound: more at once than a few per core only slows each of them
+        self._starting = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -215,7 +218,7 @@ class Invoker:
         scratch = await self._scratch.acquire(cfg.ephemeral_storage)
         spec = SandboxSpec(
             code_dir=code_dir, argv=launch.argv if launch else ("/var/task/bootstrap",),
-            env=env_vars, tmp_mb=cfg.ephemeral_storage, tmp_dir=scratch.mountpoint if scratch else None,
+            env=env_vars, tmp_mb=cfg.ephemeral_storage, tmp_device=scratch.device if scratch else None,
             runtime_dir=launch.runtime_dir if launch else None,
             uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,
         )
@@ -243,7 +246,7 @@ class Invoker:
                 b'{"errorType":"Runtime.InvalidEntrypoint","errorMessage":"Couldn\'t find valid bootstrap(s): '
                 b'[/var/task/bootstrap /opt/bootstrap]"}'), "Runtime.InvalidEntrypoint"))
         else:
-            await env.start()
+            await env.start(self._starting)
         return env
 
     def _environment_variables(self, cfg: FunctionConfig) -> dict[str, str]:

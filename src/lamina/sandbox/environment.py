@@ -17,6 +17,7 @@ back as `Outcome` values, never as exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import math
@@ -111,18 +112,20 @@ class Environment:
         self.state = new
 
     # -- start -------------------------------------------------------------------------------
-    async def start(self) -> RuntimeReply | None:
+    async def start(self, gate: asyncio.Semaphore | None = None) -> RuntimeReply | None:
         """Start the sandbox and wait for init. Returns None when ready, or the init failure
-        (the environment is then DEAD)."""
+        (the environment is then DEAD). `gate` bounds how many spawns run at once (the wait
+        for the function's own init is outside it)."""
         failure: RuntimeReply | None
         started = time.perf_counter()
         try:
-            ns_fd, sock = await self._loop.run_in_executor(None, self._prepare_netns_and_cgroups)
-            try:
-                self._server = await serve(sock, self._channel)
-                self._proc = await self._loop.run_in_executor(None, spawn, self.spec, self._cgroups, ns_fd)
-            finally:
-                os.close(ns_fd)
+            async with gate or contextlib.nullcontext():
+                ns_fd, sock = await self._loop.run_in_executor(None, self._prepare_netns_and_cgroups)
+                try:
+                    self._server = await serve(sock, self._channel)
+                    self._proc = await self._loop.run_in_executor(None, spawn, self.spec, self._cgroups, ns_fd)
+                finally:
+                    os.close(ns_fd)
         except (OSError, SandboxError) as exc:
             self._init_failure = RuntimeReply(
                 False, _error_payload("Runtime.Unknown", f"could not start environment: {exc}"), "Runtime.Unknown")

@@ -50,7 +50,7 @@ class SandboxSpec:
     tmp_mb: int
     runtime_dir: Path | None = None  # bound read-only at /var/runtime
     extra_ro_binds: tuple[tuple[str, str], ...] = ()
-    tmp_dir: Path | None = None      # bound read-write at /tmp; None: a tmpfs of tmp_mb
+    tmp_device: str | None = None    # an ext4 block device mounted at /tmp; None: a tmpfs of tmp_mb
     uid: int = 65534
     gid: int = 65534
     hostname: str = "localhost"
@@ -99,7 +99,7 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]
     ]
     for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
-    if spec.tmp_dir is None:
+    if spec.tmp_device is None:
         args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp"]
     for dest, staging in staged.items():
         args += ["--bind" if dest == "/tmp" else "--ro-bind", staging, dest]
@@ -122,15 +122,22 @@ def _mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int
         raise OSError(err, f"mount {target!r}: {os.strerror(err)}")
 
 
-def _stage_binds(plan: list[tuple[bytes, bytes]]) -> None:
+def _stage_binds(plan: list[tuple[bytes, bytes]], tmp: tuple[bytes, bytes] | None) -> None:
     """In a private mount namespace of the (still root) first process, bind each source at
-    a staging path under a fresh tmpfs, where the sandbox uid can reach it."""
+    a staging path under a fresh tmpfs, where the sandbox uid can reach it, and mount the
+    environment's own /tmp filesystem (a loop device) there too."""
     unshare(CLONE_NEWNS)
     _mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
     _mount(b"lamina", STAGING.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k")
     for src, staging in plan:
         os.mkdir(staging, 0o755)
         _mount(src, staging, None, _MS_BIND | _MS_REC, None)
+    if tmp is not None:
+        device, staging = tmp
+        os.mkdir(staging, 0o755)
+        _mount(device, staging, b"ext4", _MS_NOSUID | _MS_NODEV, None)
+        with contextlib.suppress(OSError):
+            os.rmdir(staging + b"/lost+found")
 
 
 def _pipe_with(data: bytes) -> int:
@@ -152,10 +159,12 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
     if spec.runtime_dir is not None:
         binds.append((str(spec.runtime_dir), "/var/runtime"))
     binds.extend(spec.extra_ro_binds)
-    if spec.tmp_dir is not None:
-        binds.append((str(spec.tmp_dir), "/tmp"))
     staged = {dest: f"{STAGING}/{i}" for i, (_src, dest) in enumerate(binds)}
     stage_plan = [(src.encode(), staged[dest].encode()) for src, dest in binds]
+    tmp_plan: tuple[bytes, bytes] | None = None
+    if spec.tmp_device is not None:
+        staged["/tmp"] = f"{STAGING}/tmp"
+        tmp_plan = (spec.tmp_device.encode(), staged["/tmp"].encode())
     seccomp_fd = _pipe_with(SECCOMP_FILTER) if SECCOMP_FILTER else None
     args_blob = b"".join(a.encode() + b"\0" for a in bwrap_args(spec, seccomp_fd, staged))
     args_fd = _pipe_with(args_blob)
@@ -165,7 +174,7 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
 
     def enter() -> None:  # runs in the child between fork and exec
         setns(netns_fd, CLONE_NEWNET)
-        _stage_binds(stage_plan)
+        _stage_binds(stage_plan, tmp_plan)
         me = str(os.getpid()).encode()
         for path in procs_files:
             fd = os.open(path, os.O_WRONLY)

@@ -1,12 +1,13 @@
 """Disk-backed `/tmp` for execution environments, sized by EphemeralStorage.
 
-Each environment gets its own small ext4 filesystem (a sparse image file on a loop
-device), so `/tmp` has a hard size (writes past it fail with ENOSPC) and its pages are
-ordinary, reclaimable file cache rather than tmpfs pages pinned in the environment's
-memory cgroup: the memory limit stays exactly MemorySize, as on AWS. Making one takes
-~15 ms, so a few of the default size are kept ready and refilled in the background.
-Where loop devices are unavailable, `acquire` returns None and the caller falls back to
-a tmpfs counted against memory.
+Each environment gets its own small ext4 filesystem: a sparse image file on a loop
+device, mounted only inside the environment's own mount namespace (the host's mount
+table does not grow with the number of environments). `/tmp` thus has a hard size
+(writes past it fail with ENOSPC), and its pages are ordinary, reclaimable file cache
+rather than tmpfs pages pinned in the environment's memory cgroup: the memory limit
+stays exactly MemorySize, as on AWS. Making one takes a few ms, so a few of the default
+size are kept ready and refilled in the background. Where loop devices are unavailable,
+`acquire` returns None and the caller falls back to a tmpfs counted against memory.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ log = logging.getLogger("lamina.sandbox")
 class Scratch:
     size_mb: int
     image: Path
-    mountpoint: Path
+    device: str  # /dev/loopN, not mounted on the host
 
 
 class ScratchPool:
-    def __init__(self, root: Path, *, keep_ready: int = 2, default_mb: int = 512) -> None:
+    def __init__(self, root: Path, *, owner: tuple[int, int] = (65534, 65534), keep_ready: int = 2,
+                 default_mb: int = 512) -> None:
         self._root = root
+        self._owner = owner
         self._keep_ready = keep_ready
         self._default_mb = default_mb
         self._ready: dict[int, list[Scratch]] = {}
@@ -48,7 +51,7 @@ class ScratchPool:
         self._sweep()
         self._root.mkdir(parents=True, exist_ok=True)
         os.chmod(self._root, 0o700)
-        if not (shutil.which("mkfs.ext4") and shutil.which("mount")):
+        if not (shutil.which("mkfs.ext4") and shutil.which("losetup")):
             self._usable = False
         else:
             try:
@@ -97,33 +100,32 @@ class ScratchPool:
         future.add_done_callback(self._tasks.discard)
 
     def release_now(self, scratch: Scratch) -> None:
-        subprocess.run(["umount", "-l", str(scratch.mountpoint)], capture_output=True, check=False)
-        with contextlib.suppress(OSError):
-            scratch.mountpoint.rmdir()
+        # a device still mounted in a dying sandbox is detached once that mount goes
+        if scratch.device:
+            subprocess.run(["losetup", "-d", scratch.device], capture_output=True, check=False)
         with contextlib.suppress(OSError):
             scratch.image.unlink()
 
     # -- internals ----------------------------------------------------------------------------------
     def _make(self, size_mb: int) -> Scratch:
-        name = uuid.uuid4().hex
-        image = self._root / f"{name}.img"
-        mountpoint = self._root / name
+        image = self._root / f"{uuid.uuid4().hex}.img"
         with open(image, "wb") as f:
             f.truncate(size_mb * 1024 * 1024)
+        scratch = Scratch(size_mb, image, "")
         try:
+            uid, gid = self._owner
             subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
-                            "-E", "lazy_itable_init=1,nodiscard", str(image)],
+                            "-E", f"lazy_itable_init=1,nodiscard,root_owner={uid}:{gid}", str(image)],
                            capture_output=True, check=True, timeout=60)
-            mountpoint.mkdir(mode=0o755)
-            subprocess.run(["mount", "-o", "loop,nosuid,nodev", str(image), str(mountpoint)],
-                           capture_output=True, check=True, timeout=60)
-            os.chmod(mountpoint, 0o1777)
-            with contextlib.suppress(OSError):
-                shutil.rmtree(mountpoint / "lost+found")
+            done = subprocess.run(["losetup", "--find", "--show", str(image)],
+                                  capture_output=True, check=True, timeout=60, text=True)
+            scratch = Scratch(size_mb, image, done.stdout.strip())
+            if not scratch.device.startswith("/dev/"):
+                raise OSError(f"losetup printed {scratch.device!r}")
         except BaseException:
-            self.release_now(Scratch(size_mb, image, mountpoint))
+            self.release_now(scratch)
             raise
-        return Scratch(size_mb, image, mountpoint)
+        return scratch
 
     def refill(self) -> None:
         """Top up the ready filesystems of the default size in the background."""
@@ -149,11 +151,13 @@ class ScratchPool:
     def _sweep(self) -> None:
         if not self._root.is_dir():
             return
+        listed = subprocess.run(["losetup", "--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"],
+                                capture_output=True, check=False, text=True)
+        root = str(self._root.resolve())
+        for line in listed.stdout.splitlines():
+            name, _, back = line.partition(" ")
+            if back.startswith(root + "/"):
+                subprocess.run(["losetup", "-d", name], capture_output=True, check=False)
         for entry in self._root.iterdir():
-            if entry.is_dir():
-                subprocess.run(["umount", "-l", str(entry)], capture_output=True, check=False)
-                with contextlib.suppress(OSError):
-                    entry.rmdir()
-            else:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
+            with contextlib.suppress(OSError):
+                entry.unlink()
