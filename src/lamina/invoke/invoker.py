@@ -277,9 +277,6 @@ class Invoker:
         return env
 
     # -- introspection -----------------------------------------------------------------------
-    def environments(self) -> dict[FunctionKey, list[Environment]]:
-        return {key: list(pool) for key, pool in self._pools.items()}
-
     def status(self) -> dict[str, Any]:
         functions: dict[str, Any] = {}
         for key in sorted(set(self._pools) | set(self._stats)):

@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import SandboxError
@@ -64,17 +64,15 @@ class SandboxProcess:
     pidfd: int
     output_fd: int
     cgroups: CgroupSet
-    extra_fds: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
     def close_fds(self) -> None:
-        for fd in (self.pidfd, self.output_fd, *self.extra_fds):
+        for fd in (self.pidfd, self.output_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.extra_fds.clear()
         self.pidfd = self.output_fd = -1
 
 
