@@ -44,7 +44,7 @@ def create_app(settings: Any) -> LambdaApi:
     logs = LogSink(data_dir)
     invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key))
     functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
-                                on_delete=invoker.function_deleted,
+                                on_delete=invoker.function_deleted, on_delete_version=invoker.version_deleted,
                                 concurrency_limit=settings.effective_concurrency_limit,
                                 min_unreserved=settings.effective_min_unreserved)
 

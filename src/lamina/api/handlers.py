@@ -284,6 +284,24 @@ async def list_provisioned_concurrency_configs(s: Services, ctx: RequestContext,
     return {"ProvisionedConcurrencyConfigs": []}
 
 
+async def publish_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    cfg = s.functions.publish(_ref(ctx, p), code_sha256=p.get("CodeSha256"), revision_id=p.get("RevisionId"),
+                              description=p.get("Description"))
+    return render.function_configuration(cfg)
+
+
+async def list_versions_by_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    versions = s.functions.versions(_ref(ctx, p))
+    start = 0
+    if p.get("Marker"):
+        start = next((i + 1 for i, c in enumerate(versions) if c.version == p["Marker"]), len(versions))
+    max_items = p.get("MaxItems") or 50
+    page = versions[start:start + max_items]
+    more = start + max_items < len(versions)
+    return {"Versions": [render.function_configuration(c, qualified=True) for c in page],
+            "NextMarker": page[-1].version if more and page else None}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -294,6 +312,8 @@ HANDLERS: dict[str, Handler] = {
     "DeleteFunction": delete_function,
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
+    "PublishVersion": publish_version,
+    "ListVersionsByFunction": list_versions_by_function,
     "PutFunctionConcurrency": put_function_concurrency,
     "GetFunctionConcurrency": get_function_concurrency,
     "DeleteFunctionConcurrency": delete_function_concurrency,

@@ -7,10 +7,12 @@ from typing import Any
 from lamina.control.model import FunctionConfig
 
 
-def function_configuration(cfg: FunctionConfig) -> dict[str, Any]:
+def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+    """A version's configuration; published versions (and any listed version) carry their
+    qualified ARN, as AWS renders them."""
     out: dict[str, Any] = {
         "FunctionName": cfg.name,
-        "FunctionArn": cfg.arn,
+        "FunctionArn": cfg.qualified_arn if qualified or cfg.published else cfg.arn,
         "Runtime": cfg.runtime,
         "Role": cfg.role,
         "Handler": cfg.handler,

@@ -17,6 +17,7 @@ from typing import Any
 
 from lamina.control.codezip import inspect_zip
 from lamina.control.model import (
+    LATEST,
     STATE_TRANSITIONS,
     CodeRef,
     FunctionConfig,
@@ -52,10 +53,18 @@ def _key(account: str, region: str, name: str) -> Key:
     return (account, region, name)
 
 
+def _publishable(cfg: FunctionConfig) -> tuple[object, ...]:
+    """What makes two configurations the same version: code and run-time settings."""
+    return (cfg.code.blob_key, cfg.runtime, cfg.handler, cfg.role, cfg.timeout, cfg.memory_size,
+            cfg.ephemeral_storage, tuple(sorted(cfg.environment.items())), cfg.architectures, cfg.tracing_mode)
+
+
 class FunctionService:
     def __init__(self, store: MetadataStore, blobs: BlobStore, catalog: RuntimeCatalog,
                  on_change: Callable[[FunctionConfig], None],
-                 on_delete: Callable[[str, str, str], None], *, concurrency_limit: int = 1000,
+                 on_delete: Callable[[str, str, str], None], *,
+                 on_delete_version: Callable[[FunctionConfig], None] = lambda _cfg: None,
+                 concurrency_limit: int = 1000,
                  min_unreserved: int = 100) -> None:
         self.concurrency_limit = concurrency_limit
         self.min_unreserved = min_unreserved
@@ -64,22 +73,37 @@ class FunctionService:
         self._catalog = catalog
         self._on_change = on_change
         self._on_delete = on_delete
-        self._functions: dict[Key, FunctionConfig] = {}
+        self._on_delete_version = on_delete_version
+        self._functions: dict[Key, FunctionConfig] = {}          # $LATEST of each function
+        self._versions: dict[Key, dict[str, FunctionConfig]] = {}  # published versions
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """Read every function; finish transitions a previous run left half-way."""
         for cfg in self._store.all_functions():
+            if cfg.published:
+                self._versions.setdefault(_key(cfg.account_id, cfg.region, cfg.name), {})[cfg.version] = cfg
+                continue
             self._functions[_key(cfg.account_id, cfg.region, cfg.name)] = cfg
             if cfg.state is FunctionState.PENDING or cfg.last_update_status is LastUpdateStatus.IN_PROGRESS:
                 self._schedule_settle(cfg)
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, ref: FunctionRef) -> FunctionConfig:
-        cfg = self._functions.get(_key(ref.account_id, ref.region, ref.name))
-        if cfg is None or (ref.qualifier not in (None, cfg.version)):
+        """$LATEST, or the published version the qualifier names."""
+        key = _key(ref.account_id, ref.region, ref.name)
+        cfg = self._functions.get(key)
+        if cfg is not None and ref.qualifier not in (None, LATEST):
+            cfg = self._versions.get(key, {}).get(ref.qualifier or "")
+        if cfg is None:
             raise ResourceNotFoundException(f"Function not found: {ref.arn}")
         return cfg
+
+    def versions(self, ref: FunctionRef) -> list[FunctionConfig]:
+        """$LATEST, then the published versions in order."""
+        latest = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        published = self._versions.get(_key(ref.account_id, ref.region, ref.name), {})
+        return [latest, *sorted(published.values(), key=lambda c: int(c.version))]
 
     def list_page(self, account: str, region: str, marker: str | None,
              max_items: int) -> tuple[list[FunctionConfig], str | None]:
@@ -132,15 +156,53 @@ class FunctionService:
         return self._begin_update(current, replace(current, **updates))
 
     async def delete(self, ref: FunctionRef) -> None:
-        cfg = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
-        if ref.qualifier not in (None, cfg.version):
-            raise ResourceNotFoundException(f"Function not found: {ref.arn}")
-        if ref.qualifier == cfg.version:
+        """The whole function, or one published version when the qualifier names it."""
+        latest = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        key = _key(ref.account_id, ref.region, ref.name)
+        if ref.qualifier == LATEST:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function.")
-        self._store.delete_function(ref.region, ref.name, account_id=ref.account_id)
-        self._functions.pop(_key(ref.account_id, ref.region, ref.name), None)
+        if ref.qualifier is not None:
+            version = self.get(ref)
+            self._store.delete_version(ref.region, ref.name, version.version, account_id=ref.account_id)
+            del self._versions[key][version.version]
+            self._on_delete_version(version)
+            return
+        self._store.delete_function(latest.region, latest.name, account_id=latest.account_id)
+        self._functions.pop(key, None)
+        self._versions.pop(key, None)
         self._on_delete(ref.account_id, ref.region, ref.name)
+
+    def publish(self, ref: FunctionRef, *, code_sha256: str | None, revision_id: str | None,
+                description: str | None) -> FunctionConfig:
+        """Snapshot $LATEST as the next version; unchanged since the newest version: that one."""
+        latest = self._updatable(FunctionRef(ref.account_id, ref.region, ref.name, None), None)
+        if code_sha256 is not None and code_sha256 != latest.code.sha256_b64:
+            raise InvalidParameterValueException(
+                f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
+                f"({latest.code.sha256_b64}). Please try again with the CodeSHA256 in $LATEST.")
+        if revision_id is not None and revision_id != latest.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+        key = _key(latest.account_id, latest.region, latest.name)
+        published = self._versions.setdefault(key, {})
+        if published:
+            newest = max(published.values(), key=lambda c: int(c.version))
+            if _publishable(newest) == _publishable(latest):
+                return newest
+        number = latest.version_counter + 1
+        version = replace(latest, version=str(number), description=description or latest.description,
+                          state=FunctionState.ACTIVE, state_reason=None, state_reason_code=None,
+                          last_update_status=LastUpdateStatus.SUCCESSFUL, last_update_status_reason=None,
+                          last_update_status_reason_code=None, last_modified=aws_timestamp(),
+                          revision_id=new_revision_id(), reserved_concurrency=None)
+        self._store.put_function(version)
+        bumped = replace(latest, version_counter=number, revision_id=new_revision_id())
+        self._store.put_function(bumped, expected_revision=latest.revision_id)
+        self._functions[key] = bumped
+        published[version.version] = version
+        return version
 
     def unreserved_concurrency(self, account: str) -> int:
         return self.concurrency_limit - sum(

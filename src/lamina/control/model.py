@@ -82,6 +82,8 @@ class FunctionConfig:
     last_update_status_reason_code: str | None = None
     last_modified: str = field(default_factory=aws_timestamp)
     revision_id: str = field(default_factory=new_revision_id)
+    # on $LATEST: the number of the last version ever published (numbers are never reused)
+    version_counter: int = 0
     # function-level (not per version): None = draws on the account's unreserved pool
     reserved_concurrency: int | None = None
     # bumped on every code or configuration change: environments started for an older
@@ -95,6 +97,10 @@ class FunctionConfig:
     @property
     def qualified_arn(self) -> str:
         return f"{self.arn}:{self.version}"
+
+    @property
+    def published(self) -> bool:
+        return self.version != LATEST
 
     @property
     def log_group_name(self) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from lamina.control.model import FunctionConfig
 from lamina.errors import TooManyRequestsException
 from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, ConcurrencyLimiter, MemoryCapacity, throttled
-from lamina.invoke.pool import FunctionKey, FunctionPool
+from lamina.invoke.pool import FunctionKey, FunctionPool, PoolKey
 from lamina.observe.logs import LogSink, tail
 from lamina.runtimeapi.channel import Invocation, RuntimeReply
 from lamina.runtimes.catalog import RuntimeCatalog
@@ -70,8 +70,9 @@ class Invoker:
         self._catalog = catalog
         self._logs = logs
         self._code_dir = code_dir
-        self._pools: dict[FunctionKey, FunctionPool] = {}
-        self._generations: dict[FunctionKey, int] = {}
+        # environments serve one version: pools and generations are per (function, version)
+        self._pools: dict[PoolKey, FunctionPool] = {}
+        self._generations: dict[PoolKey, int] = {}
         self._cgroup_base = f"lamina/{os.getpid()}"
         self._reaper: asyncio.Task[None] | None = None
         self._scratch = ScratchPool(settings.data_dir.resolve() / "scratch",
@@ -115,19 +116,26 @@ class Invoker:
     def function_changed(self, cfg: FunctionConfig) -> None:
         """Code or configuration changed: environments of older generations stop serving."""
         key = (cfg.account_id, cfg.region, cfg.name)
-        self._generations[key] = cfg.generation
+        self._generations[(*key, cfg.version)] = cfg.generation
         self._limiter.set_reserved(key, cfg.reserved_concurrency)
-        pool = self._pools.get(key)
+        pool = self._pools.get((*key, cfg.version))
         if pool is not None:
             pool.retire_older_than(cfg.generation)
 
+    def version_deleted(self, cfg: FunctionConfig) -> None:
+        self._drop_pool((cfg.account_id, cfg.region, cfg.name, cfg.version))
+
     def function_deleted(self, account: str, region: str, name: str) -> None:
         key = (account, region, name)
-        self._generations.pop(key, None)
         self._limiter.forget(key)
         self._burst.forget(key)
         self._stats.pop(key, None)
-        pool = self._pools.pop(key, None)
+        for pool_key in [k for k in self._pools if k[:3] == key]:
+            self._drop_pool(pool_key)
+
+    def _drop_pool(self, pool_key: PoolKey) -> None:
+        self._generations.pop(pool_key, None)
+        pool = self._pools.pop(pool_key, None)
         if pool is not None:
             for env in pool:
                 pool.discard(env)
@@ -139,10 +147,11 @@ class Invoker:
         """Run one synchronous invocation. `invoked_arn` is the ARN as the caller named the
         function (qualifier included); `request_id` is the id the caller will be told."""
         key = (cfg.account_id, cfg.region, cfg.name)
-        self._generations[key] = max(self._generations.get(key, 0), cfg.generation)
-        pool = self._pools.get(key)
+        pool_key = (*key, cfg.version)
+        self._generations[pool_key] = max(self._generations.get(pool_key, 0), cfg.generation)
+        pool = self._pools.get(pool_key)
         if pool is None:
-            pool = self._pools[key] = FunctionPool()
+            pool = self._pools[pool_key] = FunctionPool()
         request_id = request_id or str(uuid.uuid4())
         stats = self._stats.setdefault(key, FunctionStats())
         try:
@@ -162,7 +171,7 @@ class Invoker:
             try:
                 outcome = await env.invoke(invocation, float(cfg.timeout))
             finally:
-                pool.give_back(env, self._generations.get(key))
+                pool.give_back(env, self._generations.get(pool_key))
         finally:
             self._limiter.release(key)
         if not outcome.ok:
@@ -279,11 +288,12 @@ class Invoker:
     # -- introspection -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         functions: dict[str, Any] = {}
-        for key in sorted(set(self._pools) | set(self._stats)):
+        for key in sorted({k[:3] for k in self._pools} | set(self._stats)):
             _account, region, name = key
             counts = dict.fromkeys(("starting", "idle", "busy", "provisioned"), 0)
             memory = 0
-            for env in self._pools.get(key, []):
+            envs = [env for pool_key, pool in self._pools.items() if pool_key[:3] == key for env in pool]
+            for env in envs:
                 if env.state.value in counts:
                     counts[env.state.value] += 1
                     memory += env.memory_mb

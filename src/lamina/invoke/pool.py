@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from lamina.sandbox.environment import Environment, EnvState
 
 FunctionKey = tuple[str, str, str]  # (account, region, name)
+PoolKey = tuple[str, str, str, str]  # (account, region, name, version)
 
 
 class FunctionPool:

@@ -110,6 +110,14 @@ class SqlMetadataStore:
             if result.rowcount != 1:
                 raise errors.PreconditionFailedException(_REVISION_MISMATCH)
 
+    def delete_version(self, region: str, name: str, version: str, *, account_id: str | None = None) -> bool:
+        t = functions_table
+        statement = sa.delete(t).where(t.c.region == region, t.c.name == name, t.c.version == version)
+        if account_id is not None:
+            statement = statement.where(t.c.account_id == account_id)
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount > 0
+
     def delete_function(self, region: str, name: str, *, account_id: str | None = None) -> bool:
         t = functions_table
         statement = sa.delete(t).where(t.c.region == region, t.c.name == name)

@@ -42,6 +42,10 @@ class MetadataStore(Protocol):
         """Insert `cfg`; ResourceConflictException if that version already exists."""
         ...
 
+    def delete_version(self, region: str, name: str, version: str, *, account_id: str | None = None) -> bool:
+        """Remove one published version's row; False if there was none."""
+        ...
+
     def delete_function(self, region: str, name: str, *, account_id: str | None = None) -> bool:
         """Delete every version of the function; True if anything was deleted."""
         ...
