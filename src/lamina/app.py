@@ -15,6 +15,7 @@ from lamina.api.app import LambdaApi
 from lamina.api.handlers import Services
 from lamina.control.functions import FunctionService
 from lamina.control.model import FunctionConfig
+from lamina.control.names import FunctionRef
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
@@ -45,6 +46,7 @@ def create_app(settings: Any) -> LambdaApi:
     invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key))
     functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
                                 on_delete=invoker.function_deleted, on_delete_version=invoker.version_deleted,
+                                on_provisioned=invoker.provision,
                                 concurrency_limit=settings.effective_concurrency_limit,
                                 min_unreserved=settings.effective_min_unreserved)
 
@@ -60,6 +62,10 @@ def create_app(settings: Any) -> LambdaApi:
         for cfg in functions.all():
             invoker.function_changed(cfg)
         await invoker.start()
+        for version in functions.published():  # provisioned concurrency survives a restart
+            latest = functions.get(FunctionRef(version.account_id, version.region, version.name, None))
+            if version.version in latest.provisioned:
+                invoker.provision(version, latest.provisioned[version.version].requested)
         log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
                  ", ".join(catalog.names))
 

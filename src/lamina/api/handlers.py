@@ -15,7 +15,7 @@ from typing import Any
 
 from lamina.api import render
 from lamina.control.functions import FunctionService
-from lamina.control.model import FunctionConfig
+from lamina.control.model import FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
 from lamina.errors import (
     InvalidParameterValueException,
@@ -242,46 +242,49 @@ async def delete_function_concurrency(s: Services, ctx: RequestContext, p: dict[
     return {}
 
 
-def _provisioned_target(s: Services, ctx: RequestContext, p: dict[str, Any], *, latest_message: str) -> None:
-    """Provisioned concurrency applies to published versions and aliases, which this
-    Lamina does not have yet: every qualifier is refused or not found as AWS words it."""
-    ref = _ref(ctx, p)
-    qualifier = ref.qualifier or ""
-    try:
-        s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
-    except ResourceNotFoundException:
-        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}") from None
-    if qualifier == "$LATEST":
-        raise InvalidParameterValueException(latest_message)
-    if qualifier.isdigit():
-        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}")
-    raise ResourceNotFoundException(f"Cannot find alias arn: {ref.unqualified_arn}:{qualifier}")
+_PUT_ON_LATEST = "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+_READ_ON_LATEST = "The function resource provided must be an alias or a published version."
+
+
+def _provisioned_output(s: Services, version: FunctionConfig, setting: ProvisionedSetting,
+                        with_arn: bool = False) -> dict[str, Any]:
+    available = s.invoker.provisioned_available(version)
+    out: dict[str, Any] = {
+        "RequestedProvisionedConcurrentExecutions": setting.requested,
+        "AvailableProvisionedConcurrentExecutions": available,
+        "AllocatedProvisionedConcurrentExecutions": available,
+        "Status": "READY" if available >= setting.requested else "IN_PROGRESS",
+        "LastModified": setting.last_modified,
+    }
+    if with_arn:
+        out["FunctionArn"] = version.qualified_arn
+    return out
 
 
 async def put_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    _provisioned_target(s, ctx, p, latest_message=(
-        "Provisioned Concurrency Configs cannot be applied to unpublished function versions."))
-    return {}
+    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_PUT_ON_LATEST)
+    setting = s.functions.put_provisioned(version, p["ProvisionedConcurrentExecutions"])
+    return _provisioned_output(s, version, setting)
 
 
 async def get_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    _provisioned_target(s, ctx, p, latest_message=(
-        "The function resource provided must be an alias or a published version."))
-    return {}
+    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
+    return _provisioned_output(s, version, s.functions.get_provisioned(version))
 
 
 async def delete_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                                 p: dict[str, Any]) -> dict[str, Any]:
-    return await get_provisioned_concurrency_config(s, ctx, p)
+    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
+    s.functions.delete_provisioned(version)
+    return {}
 
 
 async def list_provisioned_concurrency_configs(s: Services, ctx: RequestContext,
                                                p: dict[str, Any]) -> dict[str, Any]:
-    ref = _ref(ctx, p)
-    s.functions.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
-    return {"ProvisionedConcurrencyConfigs": []}
+    configs = s.functions.list_provisioned(_ref(ctx, p))
+    return {"ProvisionedConcurrencyConfigs": [_provisioned_output(s, v, c, with_arn=True) for v, c in configs]}
 
 
 async def publish_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:

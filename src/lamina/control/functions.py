@@ -23,6 +23,7 @@ from lamina.control.model import (
     FunctionConfig,
     FunctionState,
     LastUpdateStatus,
+    ProvisionedSetting,
     aws_timestamp,
     new_revision_id,
 )
@@ -30,6 +31,7 @@ from lamina.control.names import FunctionRef
 from lamina.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
+    ProvisionedConcurrencyConfigNotFoundException,
     ResourceConflictException,
     ResourceNotFoundException,
     ValidationException,
@@ -64,6 +66,7 @@ class FunctionService:
                  on_change: Callable[[FunctionConfig], None],
                  on_delete: Callable[[str, str, str], None], *,
                  on_delete_version: Callable[[FunctionConfig], None] = lambda _cfg: None,
+                 on_provisioned: Callable[[FunctionConfig, int], None] = lambda _cfg, _n: None,
                  concurrency_limit: int = 1000,
                  min_unreserved: int = 100) -> None:
         self.concurrency_limit = concurrency_limit
@@ -74,6 +77,7 @@ class FunctionService:
         self._on_change = on_change
         self._on_delete = on_delete
         self._on_delete_version = on_delete_version
+        self._on_provisioned = on_provisioned
         self._functions: dict[Key, FunctionConfig] = {}          # $LATEST of each function
         self._versions: dict[Key, dict[str, FunctionConfig]] = {}  # published versions
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +102,9 @@ class FunctionService:
         if cfg is None:
             raise ResourceNotFoundException(f"Function not found: {ref.arn}")
         return cfg
+
+    def published(self) -> list[FunctionConfig]:
+        return [v for versions in self._versions.values() for v in versions.values()]
 
     def versions(self, ref: FunctionRef) -> list[FunctionConfig]:
         """$LATEST, then the published versions in order."""
@@ -165,6 +172,8 @@ class FunctionService:
         if ref.qualifier is not None:
             version = self.get(ref)
             self._store.delete_version(ref.region, ref.name, version.version, account_id=ref.account_id)
+            if version.version in latest.provisioned:
+                self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != version.version})
             del self._versions[key][version.version]
             self._on_delete_version(version)
             return
@@ -223,6 +232,80 @@ class FunctionService:
 
     def get_concurrency(self, ref: FunctionRef) -> int | None:
         return self._function_only(ref).reserved_concurrency
+
+    # -- provisioned concurrency (on published versions) ----------------------------------------
+    def provisioned_target(self, ref: FunctionRef, *, latest_message: str) -> FunctionConfig:
+        """The published version a provisioned-concurrency call names, or AWS's error."""
+        qualifier = ref.qualifier or ""
+        try:
+            self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        except ResourceNotFoundException:
+            raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}") from None
+        if qualifier == LATEST:
+            raise InvalidParameterValueException(latest_message)
+        if not qualifier.isdigit():  # aliases come with a later issue
+            raise ResourceNotFoundException(f"Cannot find alias arn: {ref.unqualified_arn}:{qualifier}")
+        return self.get(ref)
+
+    def put_provisioned(self, version: FunctionConfig, requested: int) -> ProvisionedSetting:
+        latest = self._functions[_key(version.account_id, version.region, version.name)]
+        others = sum(p.requested for q, p in latest.provisioned.items() if q != version.version)
+        if latest.reserved_concurrency is not None:
+            if others + requested > latest.reserved_concurrency:
+                raise InvalidParameterValueException(
+                    "Requested Provisioned Concurrency should not be greater than the "
+                    "reservedConcurrentExecution for function")
+        else:
+            unreserved = self.unreserved_concurrency(version.account_id)
+            if requested > unreserved:
+                raise InvalidParameterValueException(
+                    "Specified ConcurrentExecutions for function is greater than account's unreserved "
+                    f"concurrency [{unreserved}].")
+            if unreserved - self._provisioned_total(version.account_id, skip=version) - requested \
+                    < self.min_unreserved:
+                raise InvalidParameterValueException(
+                    "Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
+                    f"below its minimum value of [{self.min_unreserved}].")
+        setting = ProvisionedSetting(requested, aws_timestamp())
+        self._set_provisioned(latest, {**latest.provisioned, version.version: setting})
+        return setting
+
+    def get_provisioned(self, version: FunctionConfig) -> ProvisionedSetting:
+        latest = self._functions[_key(version.account_id, version.region, version.name)]
+        setting = latest.provisioned.get(version.version)
+        if setting is None:
+            raise ProvisionedConcurrencyConfigNotFoundException(
+                "No Provisioned Concurrency Config found for this function")
+        return setting
+
+    def delete_provisioned(self, version: FunctionConfig) -> None:
+        self.get_provisioned(version)
+        latest = self._functions[_key(version.account_id, version.region, version.name)]
+        self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != version.version})
+
+    def list_provisioned(self, ref: FunctionRef) -> list[tuple[FunctionConfig, ProvisionedSetting]]:
+        latest = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+        versions = self._versions.get(_key(ref.account_id, ref.region, ref.name), {})
+        return [(versions[q], p) for q, p in sorted(latest.provisioned.items()) if q in versions]
+
+    def _provisioned_total(self, account: str, skip: FunctionConfig) -> int:
+        """Provisioned concurrency drawn from the unreserved pool, but for `skip`'s version."""
+        total = 0
+        for (a, _region, name), latest in self._functions.items():
+            if a != account or latest.reserved_concurrency is not None:
+                continue
+            total += sum(p.requested for q, p in latest.provisioned.items() if (name, q) != (skip.name, skip.version))
+        return total
+
+    def _set_provisioned(self, latest: FunctionConfig, provisioned: dict[str, ProvisionedSetting]) -> None:
+        updated = replace(latest, provisioned=provisioned)
+        self._store.put_function(updated, expected_revision=latest.revision_id)
+        self._functions[_key(latest.account_id, latest.region, latest.name)] = updated
+        versions = self._versions.get(_key(latest.account_id, latest.region, latest.name), {})
+        for qualifier in set(latest.provisioned) | set(provisioned):
+            if qualifier in versions:
+                setting = provisioned.get(qualifier)
+                self._on_provisioned(versions[qualifier], setting.requested if setting else 0)
 
     def _function_only(self, ref: FunctionRef) -> FunctionConfig:
         if ref.qualifier is not None:

@@ -57,6 +57,14 @@ class CodeRef:
 
 
 @dataclass(frozen=True)
+class ProvisionedSetting:
+    """Provisioned concurrency asked for one published version (or alias)."""
+
+    requested: int
+    last_modified: str
+
+
+@dataclass(frozen=True)
 class FunctionConfig:
     region: str
     account_id: str
@@ -86,6 +94,8 @@ class FunctionConfig:
     version_counter: int = 0
     # function-level (not per version): None = draws on the account's unreserved pool
     reserved_concurrency: int | None = None
+    # on $LATEST: provisioned concurrency per qualifier (published version number)
+    provisioned: dict[str, ProvisionedSetting] = field(default_factory=dict)
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
     generation: int = 1

@@ -29,7 +29,7 @@ from lamina.runtimeapi.channel import Invocation, RuntimeReply
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.sandbox import cgroups
 from lamina.sandbox.cgroups import limits_for
-from lamina.sandbox.environment import Environment
+from lamina.sandbox.environment import Environment, EnvState
 from lamina.sandbox.linux import SandboxSpec
 from lamina.sandbox.scratch import ScratchPool
 from lamina.settings import Settings
@@ -81,6 +81,8 @@ class Invoker:
         self._burst = BurstLimiter(settings.burst_limit)
         self._capacity = MemoryCapacity(settings.effective_capacity_mb)
         self._stats: dict[FunctionKey, FunctionStats] = {}
+        self._provisioned: dict[PoolKey, tuple[FunctionConfig, int]] = {}
+        self._provisioning: dict[PoolKey, asyncio.Task[None]] = {}
         # sandbox spawns are CPU-bound: more at once than a few per core only slows each of them
         self._starting = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
 
@@ -99,6 +101,9 @@ class Invoker:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        self._provisioned.clear()
+        for task in list(self._provisioning.values()):
+            task.cancel()
         for pool in self._pools.values():
             for env in pool:
                 pool.discard(env)
@@ -122,6 +127,52 @@ class Invoker:
         if pool is not None:
             pool.retire_older_than(cfg.generation)
 
+    # -- provisioned concurrency ------------------------------------------------------------
+    def provision(self, cfg: FunctionConfig, requested: int) -> None:
+        """Keep `requested` environments of this published version initialised and warm."""
+        pool_key = (cfg.account_id, cfg.region, cfg.name, cfg.version)
+        self._provisioned[pool_key] = (cfg, requested)
+        pool = self._pools.setdefault(pool_key, FunctionPool())
+        self._generations.setdefault(pool_key, cfg.generation)
+        extra = pool.provisioned()[requested:]
+        for env in extra:  # fewer wanted: they become ordinary environments, reaped when idle
+            env.mark_provisioned(False)
+        if requested == 0:
+            self._provisioned.pop(pool_key, None)
+        self._schedule_provisioning(pool_key)
+
+    def provisioned_available(self, cfg: FunctionConfig) -> int:
+        pool = self._pools.get((cfg.account_id, cfg.region, cfg.name, cfg.version))
+        return 0 if pool is None else sum(1 for env in pool.provisioned() if env.state is not EnvState.STARTING)
+
+    def _schedule_provisioning(self, pool_key: PoolKey) -> None:
+        if pool_key in self._provisioning or pool_key not in self._provisioned:
+            return
+        task = asyncio.get_running_loop().create_task(self._fill_provisioned(pool_key))
+        self._provisioning[pool_key] = task
+        task.add_done_callback(lambda _t: self._provisioning.pop(pool_key, None))
+
+    async def _fill_provisioned(self, pool_key: PoolKey) -> None:
+        while pool_key in self._provisioned:
+            cfg, requested = self._provisioned[pool_key]
+            pool = self._pools.setdefault(pool_key, FunctionPool())
+            missing = requested - len(pool.provisioned())
+            if missing <= 0:
+                return
+            if not self._capacity.fits(cfg.memory_size):
+                self._evict_idle(cfg.memory_size)
+            if not self._capacity.fits(cfg.memory_size):
+                log.warning("no memory capacity left for provisioned concurrency of %s", cfg.qualified_arn)
+                return
+            env = await self._start_environment(cfg, pool, provisioned=True)
+            if env.state is EnvState.IDLE:
+                env.mark_provisioned()
+                pool.give_back(env, self._generations.get(pool_key))
+            else:
+                pool.discard(env)
+                log.warning("a provisioned environment of %s failed its init", cfg.qualified_arn)
+                return
+
     def version_deleted(self, cfg: FunctionConfig) -> None:
         self._drop_pool((cfg.account_id, cfg.region, cfg.name, cfg.version))
 
@@ -135,6 +186,7 @@ class Invoker:
 
     def _drop_pool(self, pool_key: PoolKey) -> None:
         self._generations.pop(pool_key, None)
+        self._provisioned.pop(pool_key, None)
         pool = self._pools.pop(pool_key, None)
         if pool is not None:
             for env in pool:
@@ -213,14 +265,15 @@ class Invoker:
 
     def _evict_idle(self, memory_mb: int) -> None:
         """Destroy idle environments, least recently used first, until `memory_mb` fits."""
-        idle = sorted(((env, pool) for pool in self._pools.values() for env in pool.idle),
+        idle = sorted(((env, pool) for pool in self._pools.values() for env in pool.idle if not env.provisioned),
                       key=lambda pair: pair[0].last_used)
         for env, pool in idle:
             if self._capacity.fits(memory_mb):
                 return
             pool.discard(env)
 
-    async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool) -> Environment:
+    async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool, *,
+                                 provisioned: bool = False) -> Environment:
         launch = self._catalog.get(cfg.runtime or "")
         code_dir = await asyncio.get_running_loop().run_in_executor(None, self._code_dir, cfg)
         env_vars = self._environment_variables(cfg)
@@ -236,10 +289,12 @@ class Invoker:
 
         self._capacity.reserve(cfg.memory_size)
 
-        def released(_env: Environment) -> None:
+        def released(env: Environment) -> None:
             self._capacity.free(cfg.memory_size)
             if scratch is not None:
                 self._scratch.release(scratch)
+            if env.provisioned:  # a provisioned environment died (timeout, crash): replace it
+                self._schedule_provisioning((cfg.account_id, cfg.region, cfg.name, cfg.version))
 
         env = Environment(
             spec=spec, limits=limits_for(cfg.memory_size, tmp_in_memory, self._settings.pids_limit),
@@ -294,8 +349,9 @@ class Invoker:
             memory = 0
             envs = [env for pool_key, pool in self._pools.items() if pool_key[:3] == key for env in pool]
             for env in envs:
-                if env.state.value in counts:
-                    counts[env.state.value] += 1
+                state = "provisioned" if env.provisioned and env.state is EnvState.IDLE else env.state.value
+                if state in counts:
+                    counts[state] += 1
                     memory += env.memory_mb
             stats = self._stats.get(key, FunctionStats())
             functions[f"{region}/{name}"] = {

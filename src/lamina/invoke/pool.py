@@ -22,6 +22,12 @@ class FunctionPool:
         self.environments: set[Environment] = set()
 
     def take(self, generation: int) -> Environment | None:
+        """An idle environment of this generation: provisioned ones first, then the most
+        recently used (so that the rest can be reaped)."""
+        for env in reversed(self._idle):
+            if env.provisioned and env.state is EnvState.IDLE and env.key == generation:
+                self._idle.remove(env)
+                return env
         while self._idle:
             env = self._idle.pop()
             if env.state is EnvState.IDLE and env.key == generation:
@@ -51,7 +57,7 @@ class FunctionPool:
 
     def reap_idle(self, idle_timeout: float, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
-        stale = [e for e in self._idle if now - e.last_used >= idle_timeout]
+        stale = [e for e in self._idle if not e.provisioned and now - e.last_used >= idle_timeout]
         for env in stale:
             self.discard(env)
         return len(stale)
@@ -59,6 +65,9 @@ class FunctionPool:
     @property
     def idle(self) -> list[Environment]:
         return list(self._idle)
+
+    def provisioned(self) -> list[Environment]:
+        return [env for env in self.environments if env.provisioned and env.state is not EnvState.DEAD]
 
     def __iter__(self) -> Iterator[Environment]:
         return iter(list(self.environments))

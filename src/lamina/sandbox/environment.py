@@ -81,6 +81,7 @@ class Environment:
                  on_dead: Callable[[Environment], None] | None = None, key: object = None) -> None:
         self.id = uuid.uuid4().hex
         self.key = key  # opaque to the environment: what its owner started it for
+        self.provisioned = False  # kept warm ahead of traffic: never reaped or evicted while set
         self.spec = spec
         self.version = version
         self.memory_mb = memory_mb
@@ -147,6 +148,13 @@ class Environment:
             return failure
         self._transition(EnvState.IDLE)
         return None
+
+    def mark_provisioned(self, provisioned: bool = True) -> None:
+        """Provisioned environments were initialised ahead of traffic: their first
+        invocation reports no Init Duration, as on AWS."""
+        self.provisioned = provisioned
+        if provisioned:
+            self._init_ms = None
 
     async def fail_start(self, failure: RuntimeReply) -> None:
         """Mark the environment as failed before it started (e.g. no bootstrap to run)."""
