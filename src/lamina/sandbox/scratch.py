@@ -5,15 +5,18 @@ device, mounted only inside the environment's own mount namespace (the host's mo
 table does not grow with the number of environments). `/tmp` thus has a hard size
 (writes past it fail with ENOSPC), and its pages are ordinary, reclaimable file cache
 rather than tmpfs pages pinned in the environment's memory cgroup: the memory limit
-stays exactly MemorySize, as on AWS. Making one takes a few ms, so a few of the default
-size are kept ready and refilled in the background. Where loop devices are unavailable,
-`acquire` returns None and the caller falls back to a tmpfs counted against memory.
+stays exactly MemorySize, as on AWS. Making one copies ~300 KiB of an empty template
+filesystem and attaches it to a loop device, without starting a process; a few of the
+default size are kept ready anyway. Where loop devices are unavailable, `acquire`
+returns None and the caller falls back to a tmpfs counted against memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -51,7 +54,7 @@ class ScratchPool:
         self._sweep()
         self._root.mkdir(parents=True, exist_ok=True)
         os.chmod(self._root, 0o700)
-        if not (shutil.which("mkfs.ext4") and shutil.which("losetup")):
+        if not (shutil.which("mkfs.ext4") and os.path.exists("/dev/loop-control")):
             self._usable = False
         else:
             try:
@@ -102,30 +105,42 @@ class ScratchPool:
     def release_now(self, scratch: Scratch) -> None:
         # a device still mounted in a dying sandbox is detached once that mount goes
         if scratch.device:
-            subprocess.run(["losetup", "-d", scratch.device], capture_output=True, check=False)
+            _detach(scratch.device)
         with contextlib.suppress(OSError):
             scratch.image.unlink()
 
     # -- internals ----------------------------------------------------------------------------------
     def _make(self, size_mb: int) -> Scratch:
+        """Copy the data extents of an empty filesystem of this size (a few hundred KiB of a
+        sparse image) and attach the copy to a free loop device: no process is started."""
+        template = self._template(size_mb)
         image = self._root / f"{uuid.uuid4().hex}.img"
-        with open(image, "wb") as f:
-            f.truncate(size_mb * 1024 * 1024)
         scratch = Scratch(size_mb, image, "")
         try:
-            uid, gid = self._owner
-            subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
-                            "-E", f"lazy_itable_init=1,nodiscard,root_owner={uid}:{gid}", str(image)],
-                           capture_output=True, check=True, timeout=60)
-            done = subprocess.run(["losetup", "--find", "--show", str(image)],
-                                  capture_output=True, check=True, timeout=60, text=True)
-            scratch = Scratch(size_mb, image, done.stdout.strip())
-            if not scratch.device.startswith("/dev/"):
-                raise OSError(f"losetup printed {scratch.device!r}")
+            _sparse_copy(template, image)
+            scratch = Scratch(size_mb, image, _attach(image))
         except BaseException:
             self.release_now(scratch)
             raise
         return scratch
+
+    def _template(self, size_mb: int) -> Path:
+        template = self._root / f"template-{size_mb}.ext4"
+        if template.exists():
+            return template
+        staging = self._root / f".{uuid.uuid4().hex}.ext4"
+        try:
+            with open(staging, "wb") as f:
+                f.truncate(size_mb * 1024 * 1024)
+            uid, gid = self._owner
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-m", "0",
+                            "-E", f"lazy_itable_init=1,nodiscard,root_owner={uid}:{gid}", str(staging)],
+                           capture_output=True, check=True, timeout=60)
+            os.rename(staging, template)
+        finally:
+            with contextlib.suppress(OSError):
+                staging.unlink()
+        return template
 
     def refill(self) -> None:
         """Top up the ready filesystems of the default size in the background."""
@@ -151,13 +166,77 @@ class ScratchPool:
     def _sweep(self) -> None:
         if not self._root.is_dir():
             return
-        listed = subprocess.run(["losetup", "--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"],
-                                capture_output=True, check=False, text=True)
         root = str(self._root.resolve())
-        for line in listed.stdout.splitlines():
-            name, _, back = line.partition(" ")
-            if back.startswith(root + "/"):
-                subprocess.run(["losetup", "-d", name], capture_output=True, check=False)
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):
+                if backing.read_text().strip().startswith(root + "/"):
+                    _detach(f"/dev/{backing.parent.parent.name}")
         for entry in self._root.iterdir():
             with contextlib.suppress(OSError):
                 entry.unlink()
+
+
+_LOOP_SET_FD = 0x4C00
+_LOOP_CLR_FD = 0x4C01
+_LOOP_CTL_GET_FREE = 0x4C82
+
+
+def _sparse_copy(source: Path, target: Path) -> None:
+    """Copy only the data extents of a sparse file; the holes stay holes."""
+    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(src).st_size
+            os.ftruncate(dst, size)
+            offset = 0
+            while offset < size:
+                try:
+                    start = os.lseek(src, offset, os.SEEK_DATA)
+                except OSError:  # ENXIO: no data after offset
+                    break
+                end = os.lseek(src, start, os.SEEK_HOLE)
+                while start < end:
+                    chunk = os.pread(src, min(end - start, 1 << 20), start)
+                    os.pwrite(dst, chunk, start)
+                    start += len(chunk)
+                offset = end
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _attach(image: Path) -> str:
+    """Attach `image` to a free loop device (ioctls on /dev/loop-control and the device)."""
+    backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for _ in range(16):  # another process may take the free device first
+                number = fcntl.ioctl(control, _LOOP_CTL_GET_FREE)
+                device = f"/dev/loop{number}"
+                fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    fcntl.ioctl(fd, _LOOP_SET_FD, backing)
+                    return device
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        raise
+                finally:
+                    os.close(fd)
+            raise OSError(errno.EBUSY, "no free loop device")
+        finally:
+            os.close(control)
+    finally:
+        os.close(backing)
+
+
+def _detach(device: str) -> None:
+    """Detach a loop device; one still mounted somewhere goes when its last mount does."""
+    with contextlib.suppress(OSError):
+        fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(fd, _LOOP_CLR_FD)
+        finally:
+            os.close(fd)
