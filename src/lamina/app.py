@@ -8,14 +8,15 @@ import hmac
 import logging
 import os
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lamina.api.app import LambdaApi
 from lamina.api.handlers import Services
+from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.model import FunctionConfig
-from lamina.control.names import FunctionRef
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
@@ -54,7 +55,8 @@ def create_app(settings: Any) -> LambdaApi:
         token = hmac.new(code_secret, cfg.code.blob_key.encode(), hashlib.sha256).hexdigest()
         return f"{settings.base_url}/_lamina/code/{cfg.code.blob_key}?token={token}"
 
-    services = Services(settings=settings, functions=functions, invoker=invoker, code_url=code_url,
+    services = Services(settings=settings, functions=functions, aliases=AliasService(functions),
+                        invoker=invoker, code_url=code_url,
                         blob=blobs.get, background=set())
 
     async def startup() -> None:
@@ -62,10 +64,8 @@ def create_app(settings: Any) -> LambdaApi:
         for cfg in functions.all():
             invoker.function_changed(cfg)
         await invoker.start()
-        for version in functions.published():  # provisioned concurrency survives a restart
-            latest = functions.get(FunctionRef(version.account_id, version.region, version.name, None))
-            if version.version in latest.provisioned:
-                invoker.provision(version, latest.provisioned[version.version].requested)
+        for latest in functions.all():  # provisioned concurrency survives a restart
+            functions.refresh_provisioned(latest, replace(latest, provisioned={}))
         log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
                  ", ".join(catalog.names))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamina.api import render
+from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.model import FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
@@ -43,6 +44,7 @@ class RequestContext:
 class Services:
     settings: Settings
     functions: FunctionService
+    aliases: AliasService
     invoker: Invoker
     code_url: Callable[[FunctionConfig], str]
     blob: Callable[[str], bytes]
@@ -92,10 +94,16 @@ def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _alias_name(ref: FunctionRef) -> str | None:
+    qualifier = ref.qualifier
+    return qualifier if qualifier and qualifier != "$LATEST" and not qualifier.isdigit() else None
+
+
 async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    cfg = s.functions.get(_ref(ctx, p))
+    ref = _ref(ctx, p)
+    cfg = s.functions.get(ref)
     out: dict[str, Any] = {
-        "Configuration": render.function_configuration(cfg),
+        "Configuration": render.function_configuration(cfg, alias=_alias_name(ref)),
         "Code": {"RepositoryType": "S3", "Location": s.code_url(cfg)},
     }
     if cfg.reserved_concurrency is not None:
@@ -104,7 +112,8 @@ async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> d
 
 
 async def get_function_configuration(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-    return render.function_configuration(s.functions.get(_ref(ctx, p)))
+    ref = _ref(ctx, p)
+    return render.function_configuration(s.functions.get(ref), alias=_alias_name(ref))
 
 
 async def list_functions(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +198,7 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
             f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
     ref = _ref(ctx, p)
     try:
-        cfg = s.functions.get(ref)
+        cfg = s.functions.route(ref)
     except ResourceNotFoundException:
         # Invoke names the version it looked for, unlike Get/Delete
         raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{ref.qualifier or '$LATEST'}") \
@@ -247,7 +256,7 @@ _READ_ON_LATEST = "The function resource provided must be an alias or a publishe
 
 
 def _provisioned_output(s: Services, version: FunctionConfig, setting: ProvisionedSetting,
-                        with_arn: bool = False) -> dict[str, Any]:
+                        arn: str | None = None) -> dict[str, Any]:
     available = s.invoker.provisioned_available(version)
     out: dict[str, Any] = {
         "RequestedProvisionedConcurrentExecutions": setting.requested,
@@ -256,35 +265,37 @@ def _provisioned_output(s: Services, version: FunctionConfig, setting: Provision
         "Status": "READY" if available >= setting.requested else "IN_PROGRESS",
         "LastModified": setting.last_modified,
     }
-    if with_arn:
-        out["FunctionArn"] = version.qualified_arn
+    if arn is not None:
+        out["FunctionArn"] = arn
     return out
 
 
 async def put_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_PUT_ON_LATEST)
-    setting = s.functions.put_provisioned(version, p["ProvisionedConcurrentExecutions"])
+    qualifier, version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_PUT_ON_LATEST)
+    setting = s.functions.put_provisioned(qualifier, version, p["ProvisionedConcurrentExecutions"])
     return _provisioned_output(s, version, setting)
 
 
 async def get_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                              p: dict[str, Any]) -> dict[str, Any]:
-    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
-    return _provisioned_output(s, version, s.functions.get_provisioned(version))
+    qualifier, version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
+    return _provisioned_output(s, version, s.functions.get_provisioned(qualifier, version))
 
 
 async def delete_provisioned_concurrency_config(s: Services, ctx: RequestContext,
                                                 p: dict[str, Any]) -> dict[str, Any]:
-    version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
-    s.functions.delete_provisioned(version)
+    qualifier, version = s.functions.provisioned_target(_ref(ctx, p), latest_message=_READ_ON_LATEST)
+    s.functions.delete_provisioned(qualifier, version)
     return {}
 
 
 async def list_provisioned_concurrency_configs(s: Services, ctx: RequestContext,
                                                p: dict[str, Any]) -> dict[str, Any]:
     configs = s.functions.list_provisioned(_ref(ctx, p))
-    return {"ProvisionedConcurrencyConfigs": [_provisioned_output(s, v, c, with_arn=True) for v, c in configs]}
+    return {"ProvisionedConcurrencyConfigs": [
+        _provisioned_output(s, version, setting, arn=f"{version.arn}:{qualifier}")
+        for qualifier, version, setting in configs]}
 
 
 async def publish_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -305,6 +316,45 @@ async def list_versions_by_function(s: Services, ctx: RequestContext, p: dict[st
             "NextMarker": page[-1].version if more and page else None}
 
 
+def _routing(p: dict[str, Any]) -> dict[str, float] | None:
+    config = p.get("RoutingConfig")
+    return None if config is None else dict(config.get("AdditionalVersionWeights") or {})
+
+
+async def create_alias(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    latest, alias = s.aliases.create(_ref(ctx, p), p["Name"], p["FunctionVersion"], p.get("Description"),
+                                     _routing(p))
+    return render.alias_configuration(latest, alias)
+
+
+async def get_alias(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return render.alias_configuration(*s.aliases.get(_ref(ctx, p), p["Name"]))
+
+
+async def update_alias(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    latest, alias = s.aliases.update(_ref(ctx, p), p["Name"], version=p.get("FunctionVersion"),
+                                     description=p.get("Description"), routing=_routing(p),
+                                     revision_id=p.get("RevisionId"))
+    return render.alias_configuration(latest, alias)
+
+
+async def delete_alias(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    s.aliases.delete(_ref(ctx, p), p["Name"])
+    return {}
+
+
+async def list_aliases(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, p)
+    latest = s.functions.latest(ref)
+    aliases = s.aliases.list(ref, p.get("FunctionVersion"))
+    if p.get("Marker"):
+        aliases = [a for a in aliases if a.name > p["Marker"]]
+    max_items = p.get("MaxItems") or 50
+    page = aliases[:max_items]
+    return {"Aliases": [render.alias_configuration(latest, a) for a in page],
+            "NextMarker": page[-1].name if len(aliases) > max_items and page else None}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -316,6 +366,11 @@ HANDLERS: dict[str, Handler] = {
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
     "PublishVersion": publish_version,
+    "CreateAlias": create_alias,
+    "GetAlias": get_alias,
+    "UpdateAlias": update_alias,
+    "DeleteAlias": delete_alias,
+    "ListAliases": list_aliases,
     "ListVersionsByFunction": list_versions_by_function,
     "PutFunctionConcurrency": put_function_concurrency,
     "GetFunctionConcurrency": get_function_concurrency,

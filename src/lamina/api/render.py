@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamina.control.model import FunctionConfig
+from lamina.control.model import Alias, FunctionConfig
 
 
-def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> dict[str, Any]:
+def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alias: str | None = None) -> dict[str, Any]:
     """A version's configuration; published versions (and any listed version) carry their
-    qualified ARN, as AWS renders them."""
+    qualified ARN, and a version read through an alias the alias's ARN, as AWS renders them."""
+    arn = cfg.qualified_arn if qualified or cfg.published else cfg.arn
     out: dict[str, Any] = {
         "FunctionName": cfg.name,
-        "FunctionArn": cfg.qualified_arn if qualified or cfg.published else cfg.arn,
+        "FunctionArn": f"{cfg.arn}:{alias}" if alias else arn,
         "Runtime": cfg.runtime,
         "Role": cfg.role,
         "Handler": cfg.handler,
@@ -41,3 +42,16 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False) -> d
         out["LastUpdateStatusReason"] = cfg.last_update_status_reason
         out["LastUpdateStatusReasonCode"] = cfg.last_update_status_reason_code
     return {k: v for k, v in out.items() if v is not None}
+
+
+def alias_configuration(latest: FunctionConfig, alias: Alias) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "AliasArn": f"{latest.arn}:{alias.name}",
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.routing:
+        out["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.routing)}
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -98,10 +99,34 @@ class FunctionService:
         key = _key(ref.account_id, ref.region, ref.name)
         cfg = self._functions.get(key)
         if cfg is not None and ref.qualifier not in (None, LATEST):
-            cfg = self._versions.get(key, {}).get(ref.qualifier or "")
+            qualifier = ref.qualifier or ""
+            alias = cfg.aliases.get(qualifier)
+            if alias is not None:
+                qualifier = alias.function_version
+            cfg = cfg if qualifier == LATEST else self._versions.get(key, {}).get(qualifier)
         if cfg is None:
             raise ResourceNotFoundException(f"Function not found: {ref.arn}")
         return cfg
+
+    def route(self, ref: FunctionRef) -> FunctionConfig:
+        """The version an invoke runs: an alias with routing picks its extra version with
+        the configured weight."""
+        if ref.qualifier and not ref.qualifier.isdigit() and ref.qualifier != LATEST:
+            latest = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+            alias = latest.aliases.get(ref.qualifier)
+            if alias is not None:
+                for version, weight in alias.routing.items():
+                    if random.random() < weight:
+                        return self.get(FunctionRef(ref.account_id, ref.region, ref.name, version))
+        return self.get(ref)
+
+    def latest(self, ref: FunctionRef) -> FunctionConfig:
+        return self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+
+    def save_latest(self, latest: FunctionConfig, updated: FunctionConfig) -> None:
+        """Persist a change to $LATEST's function-level settings (aliases, concurrency)."""
+        self._store.put_function(updated, expected_revision=latest.revision_id)
+        self._functions[_key(latest.account_id, latest.region, latest.name)] = updated
 
     def published(self) -> list[FunctionConfig]:
         return [v for versions in self._versions.values() for v in versions.values()]
@@ -174,6 +199,7 @@ class FunctionService:
             self._store.delete_version(ref.region, ref.name, version.version, account_id=ref.account_id)
             if version.version in latest.provisioned:
                 self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != version.version})
+                latest = self.latest(ref)
             del self._versions[key][version.version]
             self._on_delete_version(version)
             return
@@ -234,22 +260,32 @@ class FunctionService:
         return self._function_only(ref).reserved_concurrency
 
     # -- provisioned concurrency (on published versions) ----------------------------------------
-    def provisioned_target(self, ref: FunctionRef, *, latest_message: str) -> FunctionConfig:
-        """The published version a provisioned-concurrency call names, or AWS's error."""
+    def provisioned_target(self, ref: FunctionRef, *, latest_message: str) -> tuple[str, FunctionConfig]:
+        """The qualifier (published version or alias) a provisioned-concurrency call names and
+        the version it stands for, or AWS's error."""
         qualifier = ref.qualifier or ""
         try:
-            self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
+            latest = self.latest(ref)
         except ResourceNotFoundException:
             raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{qualifier}") from None
         if qualifier == LATEST:
             raise InvalidParameterValueException(latest_message)
-        if not qualifier.isdigit():  # aliases come with a later issue
+        if not qualifier.isdigit() and qualifier not in latest.aliases:
             raise ResourceNotFoundException(f"Cannot find alias arn: {ref.unqualified_arn}:{qualifier}")
-        return self.get(ref)
+        version = self.get(ref)
+        if version.version == LATEST:
+            raise InvalidParameterValueException(latest_message)
+        return qualifier, version
 
-    def put_provisioned(self, version: FunctionConfig, requested: int) -> ProvisionedSetting:
+    def put_provisioned(self, qualifier: str, version: FunctionConfig, requested: int) -> ProvisionedSetting:
         latest = self._functions[_key(version.account_id, version.region, version.name)]
-        others = sum(p.requested for q, p in latest.provisioned.items() if q != version.version)
+        for other in latest.provisioned:
+            if other != qualifier and self._qualified_version(latest, other) == version.version:
+                if qualifier.isdigit():
+                    raise ResourceConflictException("Version is pointed by a Provisioned Concurrency alias")
+                raise ResourceConflictException(
+                    "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version")
+        others = sum(p.requested for q, p in latest.provisioned.items() if q != qualifier)
         if latest.reserved_concurrency is not None:
             if others + requested > latest.reserved_concurrency:
                 raise InvalidParameterValueException(
@@ -267,26 +303,52 @@ class FunctionService:
                     "Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
                     f"below its minimum value of [{self.min_unreserved}].")
         setting = ProvisionedSetting(requested, aws_timestamp())
-        self._set_provisioned(latest, {**latest.provisioned, version.version: setting})
+        self._set_provisioned(latest, {**latest.provisioned, qualifier: setting})
         return setting
 
-    def get_provisioned(self, version: FunctionConfig) -> ProvisionedSetting:
+    def get_provisioned(self, qualifier: str, version: FunctionConfig) -> ProvisionedSetting:
         latest = self._functions[_key(version.account_id, version.region, version.name)]
-        setting = latest.provisioned.get(version.version)
+        setting = latest.provisioned.get(qualifier)
         if setting is None:
             raise ProvisionedConcurrencyConfigNotFoundException(
                 "No Provisioned Concurrency Config found for this function")
         return setting
 
-    def delete_provisioned(self, version: FunctionConfig) -> None:
-        self.get_provisioned(version)
+    def delete_provisioned(self, qualifier: str, version: FunctionConfig) -> None:
+        self.get_provisioned(qualifier, version)
         latest = self._functions[_key(version.account_id, version.region, version.name)]
-        self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != version.version})
+        self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != qualifier})
 
-    def list_provisioned(self, ref: FunctionRef) -> list[tuple[FunctionConfig, ProvisionedSetting]]:
-        latest = self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
-        versions = self._versions.get(_key(ref.account_id, ref.region, ref.name), {})
-        return [(versions[q], p) for q, p in sorted(latest.provisioned.items()) if q in versions]
+    def list_provisioned(self, ref: FunctionRef) -> list[tuple[str, FunctionConfig, ProvisionedSetting]]:
+        latest = self.latest(ref)
+        out = []
+        for qualifier, setting in sorted(latest.provisioned.items()):
+            version = self._versions.get(_key(ref.account_id, ref.region, ref.name), {}).get(
+                self._qualified_version(latest, qualifier))
+            if version is not None:
+                out.append((qualifier, version, setting))
+        return out
+
+    @staticmethod
+    def _qualified_version(latest: FunctionConfig, qualifier: str) -> str:
+        alias = latest.aliases.get(qualifier)
+        return alias.function_version if alias is not None else qualifier
+
+    def refresh_provisioned(self, latest: FunctionConfig, before: FunctionConfig) -> None:
+        """Tell the invoker which versions now want how many provisioned environments
+        (after settings changed or aliases moved); unchanged versions are left alone."""
+        def wanted(cfg: FunctionConfig) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for qualifier, setting in cfg.provisioned.items():
+                version = self._qualified_version(cfg, qualifier)
+                out[version] = out.get(version, 0) + setting.requested
+            return out
+
+        old, new = wanted(before), wanted(latest)
+        versions = self._versions.get(_key(latest.account_id, latest.region, latest.name), {})
+        for number in set(old) | set(new):
+            if old.get(number) != new.get(number) and number in versions:
+                self._on_provisioned(versions[number], new.get(number, 0))
 
     def _provisioned_total(self, account: str, skip: FunctionConfig) -> int:
         """Provisioned concurrency drawn from the unreserved pool, but for `skip`'s version."""
@@ -301,11 +363,7 @@ class FunctionService:
         updated = replace(latest, provisioned=provisioned)
         self._store.put_function(updated, expected_revision=latest.revision_id)
         self._functions[_key(latest.account_id, latest.region, latest.name)] = updated
-        versions = self._versions.get(_key(latest.account_id, latest.region, latest.name), {})
-        for qualifier in set(latest.provisioned) | set(provisioned):
-            if qualifier in versions:
-                setting = provisioned.get(qualifier)
-                self._on_provisioned(versions[qualifier], setting.requested if setting else 0)
+        self.refresh_provisioned(updated, latest)
 
     def _function_only(self, ref: FunctionRef) -> FunctionConfig:
         if ref.qualifier is not None:

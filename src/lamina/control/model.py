@@ -65,6 +65,17 @@ class ProvisionedSetting:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """A named pointer to a version, with optional weighted routing to one more version."""
+
+    name: str
+    function_version: str
+    description: str = ""
+    routing: dict[str, float] = field(default_factory=dict)
+    revision_id: str = field(default_factory=new_revision_id)
+
+
+@dataclass(frozen=True)
 class FunctionConfig:
     region: str
     account_id: str
@@ -94,7 +105,9 @@ class FunctionConfig:
     version_counter: int = 0
     # function-level (not per version): None = draws on the account's unreserved pool
     reserved_concurrency: int | None = None
-    # on $LATEST: provisioned concurrency per qualifier (published version number)
+    # on $LATEST: the function's aliases by name
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    # on $LATEST: provisioned concurrency per qualifier (published version number or alias)
     provisioned: dict[str, ProvisionedSetting] = field(default_factory=dict)
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
