@@ -22,6 +22,7 @@ from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.blobs import FileBlobStore
 from lamina.store.metadata import SqlMetadataStore
+from lamina.store.secrets import EnvelopeCipher, load_or_create_key
 
 log = logging.getLogger("lamina")
 
@@ -40,7 +41,8 @@ def create_app(settings: Any) -> LambdaApi:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o711)
     code_secret = _secret(data_dir)
-    store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}")
+    cipher = EnvelopeCipher(load_or_create_key(data_dir / "env.key", settings.env_key))
+    store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}", cipher)
     blobs = FileBlobStore(data_dir / "blobs")
     catalog = RuntimeCatalog()
     logs = LogSink(data_dir)

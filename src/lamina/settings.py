@@ -41,6 +41,9 @@ class Settings:
     min_unreserved: int | None = None
     # new environments per function per 10 s (AWS: 1000)
     burst_limit: int = 1000
+    # base64 of the 32-byte key that encrypts environment variables at rest; None: a key
+    # made on first start under the data dir
+    env_key: str | None = None
 
     @property
     def effective_capacity_mb(self) -> int:
@@ -97,6 +100,8 @@ class Settings:
                           ("LAMINA_MIN_UNRESERVED", "min_unreserved"), ("LAMINA_BURST_LIMIT", "burst_limit")):
             if name in env:
                 values[key] = int(env[name])
+        if "LAMINA_ENV_KEY" in env:
+            values["env_key"] = env["LAMINA_ENV_KEY"]
         if "LAMINA_CREDENTIALS" in env:
             pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
             values["credentials"] = {k.strip(): v.strip() for k, v in pairs}

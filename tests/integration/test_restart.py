@@ -5,7 +5,9 @@ Uses its own server on its own data dir, so stopping it does not disturb other t
 
 from __future__ import annotations
 
+import json
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,32 @@ def test_functions_created_after_a_restart_work(own_server: LaminaServer) -> Non
     assert invoke_json(client, "second")[1]["version"] == "second"
     settings = client.get_account_settings()["AccountUsage"]
     assert settings["FunctionCount"] == 2
+
+
+def test_environment_values_are_encrypted_at_rest(tmp_path: Path) -> None:
+    """An environment variable's value appears nowhere under the data dir in plain text,
+    yet GetFunction and the function itself see it, also after a restart."""
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    server = LaminaServer(tmp_path / "data")
+    server.start()
+    try:
+        client = server.client()
+        client.create_function(
+            FunctionName="enc", Runtime="python3.11", Handler="app.handler", Role=ROLE,
+            Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.environ['TOKEN']\n"})},
+            Environment={"Variables": {"TOKEN": secret}},
+            KMSKeyArn="arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        client.get_waiter("function_active_v2").wait(FunctionName="enc", WaiterConfig={"Delay": 0.1})
+        client.publish_version(FunctionName="enc")
+        config = client.get_function_configuration(FunctionName="enc")
+        assert config["Environment"]["Variables"]["TOKEN"] == secret
+        assert config["KMSKeyArn"].endswith(":key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        server.stop()
+        for path in (tmp_path / "data").rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), f"{path} holds the value in plain text"
+        server.start()
+        client = server.client()
+        assert json.loads(client.invoke(FunctionName="enc", Qualifier="1")["Payload"].read()) == secret
+    finally:
+        server.stop()

@@ -91,6 +91,7 @@ def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
         "ephemeral_storage": storage["Size"] if storage else None,
         "tracing_mode": tracing.get("Mode") if tracing else None,
         "architectures": tuple(arch) if arch else None,
+        "kms_key_arn": p.get("KMSKeyArn") or None,
     }
 
 

@@ -37,6 +37,8 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
     }
     if cfg.environment:
         out["Environment"] = {"Variables": dict(cfg.environment)}
+    if cfg.kms_key_arn:
+        out["KMSKeyArn"] = cfg.kms_key_arn
     if cfg.last_update_status is not None:
         out["LastUpdateStatus"] = cfg.last_update_status.value
         out["LastUpdateStatusReason"] = cfg.last_update_status_reason

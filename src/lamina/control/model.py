@@ -92,6 +92,7 @@ class FunctionConfig:
     architectures: tuple[str, ...] = ("x86_64",)
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
+    kms_key_arn: str | None = None   # accepted and reported; Lamina's own key encrypts at rest
     version: str = LATEST
     state: FunctionState = FunctionState.PENDING
     state_reason: str | None = "The function is being created."

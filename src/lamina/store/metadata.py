@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from lamina import errors
 from lamina.control.model import LATEST, FunctionConfig
+from lamina.store.secrets import EnvelopeCipher
 
 _KEY_FIELDS = ("account_id", "region", "name", "version")
 
@@ -44,7 +45,8 @@ _REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revisi
 class SqlMetadataStore:
     """A `MetadataStore` (see `lamina.store.protocols`) on any SQLAlchemy URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cipher: EnvelopeCipher | None = None) -> None:
+        self._cipher = cipher
         self.engine = _make_engine(url)
         _metadata.create_all(self.engine)
 
@@ -61,7 +63,7 @@ class SqlMetadataStore:
             query = query.where(t.c.account_id == account_id)
         with self.engine.connect() as conn:
             doc = conn.execute(query.order_by(t.c.account_id).limit(1)).scalar()
-        return None if doc is None else _decode(doc)
+        return None if doc is None else self._decode(doc)
 
     def list_functions(self, region: str, marker: str | None, max_items: int, *,
                        account_id: str | None = None) -> tuple[list[FunctionConfig], str | None]:
@@ -74,7 +76,7 @@ class SqlMetadataStore:
         query = query.order_by(t.c.name, t.c.account_id).limit(max(1, max_items) + 1)
         with self.engine.connect() as conn:
             docs = list(conn.execute(query).scalars())
-        configs = [_decode(d) for d in docs[:max(1, max_items)]]
+        configs = [self._decode(d) for d in docs[:max(1, max_items)]]
         more = len(docs) > len(configs)
         return configs, (_make_marker(configs[-1].name) if more else None)
 
@@ -82,20 +84,20 @@ class SqlMetadataStore:
         t = functions_table
         query = sa.select(t.c.doc).order_by(t.c.account_id, t.c.region, t.c.name, t.c.version)
         with self.engine.connect() as conn:
-            return [_decode(d) for d in conn.execute(query).scalars()]
+            return [self._decode(d) for d in conn.execute(query).scalars()]
 
     # -- writes ----------------------------------------------------------------------
 
     def create_function(self, cfg: FunctionConfig) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(functions_table).values(**_row(cfg)))
+                conn.execute(sa.insert(functions_table).values(**self._row(cfg)))
         except sa.exc.IntegrityError:
             # AWS's wording, singular "exist" included
             raise errors.ResourceConflictException(f"Function already exist: {cfg.name}") from None
 
     def put_function(self, cfg: FunctionConfig, *, expected_revision: str | None = None) -> None:
-        row = _row(cfg)
+        row = self._row(cfg)
         t = functions_table
         with self.engine.begin() as conn:
             if expected_revision is None:
@@ -109,6 +111,30 @@ class SqlMetadataStore:
             )
             if result.rowcount != 1:
                 raise errors.PreconditionFailedException(_REVISION_MISMATCH)
+
+    # -- documents ---------------------------------------------------------------------
+
+    def _row(self, cfg: FunctionConfig) -> dict[str, Any]:
+        row: dict[str, Any] = {k: getattr(cfg, k) for k in _KEY_FIELDS}
+        row["revision_id"] = cfg.revision_id
+        doc = _encode(cfg)
+        if self._cipher is not None and cfg.environment:
+            # environment values never reach the database in plain text
+            plain = json.dumps(cfg.environment, separators=(",", ":")).encode()
+            doc["environment"] = {_ENCRYPTED: self._cipher.encrypt(plain, _context(cfg))}
+        row["doc"] = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return row
+
+    def _decode(self, text: str) -> FunctionConfig:
+        doc = json.loads(text)
+        sealed = (doc.get("environment") or {}).get(_ENCRYPTED)
+        if sealed is not None:
+            if self._cipher is None:
+                raise ValueError("this store holds encrypted environment variables but was opened without a key")
+            doc["environment"] = json.loads(self._cipher.decrypt(sealed, _context_of(doc)))
+        value = _from_json(FunctionConfig, doc)
+        assert isinstance(value, FunctionConfig)
+        return value
 
     def delete_version(self, region: str, name: str, version: str, *, account_id: str | None = None) -> bool:
         t = functions_table
@@ -190,17 +216,16 @@ def _read_marker(marker: str) -> str:
 # -- FunctionConfig <-> JSON ---------------------------------------------------------------
 
 
-def _row(cfg: FunctionConfig) -> dict[str, Any]:
-    row: dict[str, Any] = {k: getattr(cfg, k) for k in _KEY_FIELDS}
-    row["revision_id"] = cfg.revision_id
-    row["doc"] = json.dumps(_encode(cfg), sort_keys=True, separators=(",", ":"))
-    return row
+_ENCRYPTED = "__encrypted__"
 
 
-def _decode(doc: str) -> FunctionConfig:
-    value = _from_json(FunctionConfig, json.loads(doc))
-    assert isinstance(value, FunctionConfig)
-    return value
+def _context(cfg: FunctionConfig) -> bytes:
+    """Binds a ciphertext to its function version, so that it cannot be moved to another."""
+    return f"{cfg.account_id}/{cfg.region}/{cfg.name}/{cfg.version}".encode()
+
+
+def _context_of(doc: dict[str, Any]) -> bytes:
+    return f"{doc['account_id']}/{doc['region']}/{doc['name']}/{doc['version']}".encode()
 
 
 def _encode(value: Any) -> Any:
