@@ -49,6 +49,7 @@ RESERVED_ENV_KEYS = frozenset({
 })
 ENV_LIMIT_BYTES = 4096
 MAX_MEMORY_MB = 10240
+MAX_TAGS = 50
 Key = tuple[str, str, str]
 
 
@@ -120,6 +121,27 @@ class FunctionService:
                         return self.get(FunctionRef(ref.account_id, ref.region, ref.name, version))
         return self.get(ref)
 
+    # -- tags ----------------------------------------------------------------------------------
+    def tag(self, ref: FunctionRef, tags: dict[str, str]) -> None:
+        latest = self._tag_target(ref)
+        merged = {**latest.tags, **tags}
+        if len(merged) > MAX_TAGS:
+            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+        self.save_latest(latest, replace(latest, tags=merged))
+
+    def untag(self, ref: FunctionRef, keys: list[str]) -> None:
+        latest = self._tag_target(ref)
+        self.save_latest(latest, replace(latest, tags={k: v for k, v in latest.tags.items() if k not in keys}))
+
+    def tags(self, ref: FunctionRef) -> dict[str, str]:
+        return dict(self._tag_target(ref).tags)
+
+    def _tag_target(self, ref: FunctionRef) -> FunctionConfig:
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(
+                "Tags on function aliases and versions are not supported. Please specify a function ARN.")
+        return self.latest(ref)
+
     def latest(self, ref: FunctionRef) -> FunctionConfig:
         return self.get(FunctionRef(ref.account_id, ref.region, ref.name, None))
 
@@ -157,6 +179,8 @@ class FunctionService:
         if key in self._functions:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
         self._check_runtime(runtime)
+        if len(config.get("tags") or {}) > MAX_TAGS:
+            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         self._check_memory(config.get("memory_size"))
         self._check_environment(config.get("environment") or {})
         code = await self._store_code(zip_file)

@@ -106,6 +106,8 @@ class FunctionConfig:
     version_counter: int = 0
     # function-level (not per version): None = draws on the account's unreserved pool
     reserved_concurrency: int | None = None
+    # on $LATEST: the function's tags (functions only, not versions or aliases)
+    tags: dict[str, str] = field(default_factory=dict)
     # on $LATEST: the function's aliases by name
     aliases: dict[str, Alias] = field(default_factory=dict)
     # on $LATEST: provisioned concurrency per qualifier (published version number or alias)
