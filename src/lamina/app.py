@@ -17,6 +17,7 @@ from lamina.api.handlers import Services
 from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.model import FunctionConfig
+from lamina.control.policies import PolicyService
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
@@ -58,6 +59,7 @@ def create_app(settings: Any) -> LambdaApi:
         return f"{settings.base_url}/_lamina/code/{cfg.code.blob_key}?token={token}"
 
     services = Services(settings=settings, functions=functions, aliases=AliasService(functions),
+                        policies=PolicyService(functions),
                         invoker=invoker, code_url=code_url,
                         blob=blobs.get, background=set())
 

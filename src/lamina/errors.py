@@ -151,6 +151,11 @@ class ProvisionedConcurrencyConfigNotFoundException(ApiError):
     status = 404
 
 
+class PolicyLengthExceededException(ApiError):
+    code = "PolicyLengthExceededException"
+    status = 400
+
+
 class ServiceException(ApiError):
     code = "ServiceException"
     status = 500

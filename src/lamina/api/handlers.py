@@ -18,6 +18,7 @@ from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.model import FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
+from lamina.control.policies import PolicyService
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -45,6 +46,7 @@ class Services:
     settings: Settings
     functions: FunctionService
     aliases: AliasService
+    policies: PolicyService
     invoker: Invoker
     code_url: Callable[[FunctionConfig], str]
     blob: Callable[[str], bytes]
@@ -378,6 +380,25 @@ async def list_tags(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict
     return {"Tags": s.functions.tags(_tag_ref(ctx, p))}
 
 
+async def add_permission(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    statement = s.policies.add(
+        _ref(ctx, p), sid=p["StatementId"], action=p["Action"], principal=p["Principal"],
+        source_arn=p.get("SourceArn"), source_account=p.get("SourceAccount"),
+        principal_org_id=p.get("PrincipalOrgID"), event_source_token=p.get("EventSourceToken"),
+        function_url_auth_type=p.get("FunctionUrlAuthType"), revision_id=p.get("RevisionId"))
+    return {"Statement": statement}
+
+
+async def remove_permission(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    s.policies.remove(_ref(ctx, p), p["StatementId"], p.get("RevisionId"))
+    return {}
+
+
+async def get_policy(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    policy, revision_id = s.policies.get(_ref(ctx, p))
+    return {"Policy": policy, "RevisionId": revision_id}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -389,6 +410,9 @@ HANDLERS: dict[str, Handler] = {
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
     "PublishVersion": publish_version,
+    "AddPermission": add_permission,
+    "RemovePermission": remove_permission,
+    "GetPolicy": get_policy,
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTags": list_tags,

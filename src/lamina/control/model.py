@@ -76,6 +76,14 @@ class Alias:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """A resource-based policy on the function, one version or one alias."""
+
+    revision_id: str
+    statements: tuple[tuple[str, str], ...] = ()  # (Sid, the statement as AWS renders it), in order
+
+
+@dataclass(frozen=True)
 class FunctionConfig:
     region: str
     account_id: str
@@ -108,6 +116,8 @@ class FunctionConfig:
     reserved_concurrency: int | None = None
     # on $LATEST: the function's tags (functions only, not versions or aliases)
     tags: dict[str, str] = field(default_factory=dict)
+    # on $LATEST: resource policies by qualifier ("" for the function itself)
+    policies: dict[str, Policy] = field(default_factory=dict)
     # on $LATEST: the function's aliases by name
     aliases: dict[str, Alias] = field(default_factory=dict)
     # on $LATEST: provisioned concurrency per qualifier (published version number or alias)
