@@ -143,14 +143,15 @@ def raw(endpoint: str, name: str, clients: int, seconds: float) -> tuple[float, 
     return total / seconds, samples
 
 
-def _start_server() -> tuple[subprocess.Popen[bytes], str, str]:
+def _start_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A `lamina serve` on a free port and a temporary data dir: (process, endpoint, data dir)."""
     data_dir = tempfile.mkdtemp(prefix="lamina-bench-")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     lamina = os.path.join(os.path.dirname(sys.executable), "lamina")
     proc = subprocess.Popen([lamina, "serve", "--port", str(port), "--data-dir", data_dir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

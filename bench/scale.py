@@ -18,13 +18,9 @@ import base64
 import concurrent.futures as cf
 import http.client
 import json
-import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -34,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from invoke import ROLE, _client, _create, _percentile, _zip, raw
+from invoke import _start_server as start_server
 
 SLEEPER = (
     "import time\n\n\n"
@@ -46,24 +43,8 @@ MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory/lamina")
 
 
 def _start_server(environments: int) -> tuple[subprocess.Popen[bytes], str, str]:
-    data_dir = tempfile.mkdtemp(prefix="lamina-scale-")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, LAMINA_CAPACITY_MB=str((environments + 64) * 128 + 4096),
-               LAMINA_CONCURRENCY_LIMIT=str(environments + 100), LAMINA_IDLE_TIMEOUT="600")
-    lamina = os.path.join(os.path.dirname(sys.executable), "lamina")
-    proc = subprocess.Popen([lamina, "serve", "--port", str(port), "--data-dir", data_dir], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(endpoint + "/_lamina/health", timeout=1)
-            return proc, endpoint, data_dir
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("server did not start")
+    return start_server({"LAMINA_CAPACITY_MB": str((environments + 64) * 128 + 4096),
+                         "LAMINA_CONCURRENCY_LIMIT": str(environments + 100), "LAMINA_IDLE_TIMEOUT": "600"})
 
 
 def _status(endpoint: str) -> dict[str, Any]:
