@@ -428,3 +428,24 @@ def test_system_exit_in_handler_ends_the_runtime(lambda_client: Any, create_func
     err = json.loads(body)
     assert err["errorType"] == "Runtime.ExitError"
     assert err["errorMessage"] == f"RequestId: {request_id(resp)} Error: Runtime exited with error: exit status 3"
+
+
+def test_json_log_format_from_logging_config(lambda_client: Any, create_function: Callable[..., str]) -> None:
+    """LoggingConfig LogFormat JSON reaches the runtime: log records become JSON objects,
+    filtered by ApplicationLogLevel."""
+    code = ("import logging\n"
+            "def handler(event, context):\n"
+            "    logging.getLogger().info('kept')\n"
+            "    logging.getLogger().debug('dropped')\n"
+            "    return 1\n")
+    name = create_function({"app.py": code},
+                           LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "INFO"})
+    config = lambda_client.get_function_configuration(FunctionName=name)["LoggingConfig"]
+    assert config["LogFormat"] == "JSON" and config["ApplicationLogLevel"] == "INFO"
+    assert config["LogGroup"] == f"/aws/lambda/{name}"
+    response = lambda_client.invoke(FunctionName=name, LogType="Tail")
+    log = base64.b64decode(response["LogResult"]).decode()
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [r["message"] for r in records] == ["kept"]
+    assert records[0]["level"] == "INFO"
+    assert records[0]["requestId"] == response["ResponseMetadata"]["RequestId"]

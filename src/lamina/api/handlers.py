@@ -94,6 +94,22 @@ def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
         "tracing_mode": tracing.get("Mode") if tracing else None,
         "architectures": tuple(arch) if arch else None,
         "kms_key_arn": p.get("KMSKeyArn") or None,
+        **_logging(p.get("LoggingConfig")),
+    }
+
+
+def _logging(config: dict[str, Any] | None) -> dict[str, Any]:
+    """LoggingConfig: JSON format brings AWS's default levels (INFO for the application,
+    INFO for the system) unless given."""
+    if not config:
+        return {}
+    log_format = config.get("LogFormat") or "Text"
+    json_format = log_format == "JSON"
+    return {
+        "log_format": log_format,
+        "application_log_level": (config.get("ApplicationLogLevel") or "INFO") if json_format else None,
+        "system_log_level": (config.get("SystemLogLevel") or "INFO") if json_format else None,
+        "log_group": config.get("LogGroup"),
     }
 
 

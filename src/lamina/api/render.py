@@ -33,7 +33,11 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
         "Architectures": list(cfg.architectures),
         "EphemeralStorage": {"Size": cfg.ephemeral_storage},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": cfg.log_group_name},
+        "LoggingConfig": {k: v for k, v in (
+            ("LogFormat", cfg.log_format),
+            ("ApplicationLogLevel", cfg.application_log_level if cfg.log_format == "JSON" else None),
+            ("SystemLogLevel", cfg.system_log_level if cfg.log_format == "JSON" else None),
+            ("LogGroup", cfg.log_group_name)) if v},
     }
     if cfg.environment:
         out["Environment"] = {"Variables": dict(cfg.environment)}

@@ -101,6 +101,10 @@ class FunctionConfig:
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
     kms_key_arn: str | None = None   # accepted and reported; Lamina's own key encrypts at rest
+    log_format: str = "Text"                 # LoggingConfig.LogFormat
+    application_log_level: str | None = None  # LoggingConfig (JSON format only)
+    system_log_level: str | None = None
+    log_group: str | None = None             # None: /aws/lambda/<name>
     version: str = LATEST
     state: FunctionState = FunctionState.PENDING
     state_reason: str | None = "The function is being created."
@@ -140,7 +144,7 @@ class FunctionConfig:
 
     @property
     def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.name}"
+        return self.log_group or f"/aws/lambda/{self.name}"
 
     @property
     def ready(self) -> bool:

@@ -334,6 +334,9 @@ class Invoker:
             "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:"
                                "/var/task/lib:/opt/lib",
         })
+        if cfg.log_format == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            env["AWS_LAMBDA_LOG_LEVEL"] = cfg.application_log_level or "INFO"
         if launch is not None:
             if launch.execution_env:
                 env["AWS_EXECUTION_ENV"] = launch.execution_env
