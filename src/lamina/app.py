@@ -16,6 +16,7 @@ from lamina.api.app import LambdaApi
 from lamina.api.handlers import Services
 from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
+from lamina.control.layers import LayerService
 from lamina.control.model import FunctionConfig
 from lamina.control.policies import PolicyService
 from lamina.invoke.invoker import Invoker
@@ -47,23 +48,29 @@ def create_app(settings: Any) -> LambdaApi:
     blobs = FileBlobStore(data_dir / "blobs")
     catalog = RuntimeCatalog()
     logs = LogSink(data_dir)
-    invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key))
+    invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key),
+                      opt_dir=lambda cfg: blobs.merged([layer.code.blob_key for layer in cfg.layers]))
+    layers = LayerService(store, blobs)
     functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
                                 on_delete=invoker.function_deleted, on_delete_version=invoker.version_deleted,
                                 on_provisioned=invoker.provision,
                                 concurrency_limit=settings.effective_concurrency_limit,
                                 min_unreserved=settings.effective_min_unreserved)
 
-    def code_url(cfg: FunctionConfig) -> str:
-        token = hmac.new(code_secret, cfg.code.blob_key.encode(), hashlib.sha256).hexdigest()
-        return f"{settings.base_url}/_lamina/code/{cfg.code.blob_key}?token={token}"
+    def blob_url(blob_key: str) -> str:
+        token = hmac.new(code_secret, blob_key.encode(), hashlib.sha256).hexdigest()
+        return f"{settings.base_url}/_lamina/code/{blob_key}?token={token}"
 
-    services = Services(settings=settings, functions=functions, aliases=AliasService(functions),
+    def code_url(cfg: FunctionConfig) -> str:
+        return blob_url(cfg.code.blob_key)
+
+    services = Services(settings=settings, functions=functions, aliases=AliasService(functions), layers=layers,
                         policies=PolicyService(functions),
-                        invoker=invoker, code_url=code_url,
+                        invoker=invoker, code_url=code_url, blob_url=blob_url,
                         blob=blobs.get, background=set())
 
     async def startup() -> None:
+        layers.load()
         await functions.load()
         for cfg in functions.all():
             invoker.function_changed(cfg)

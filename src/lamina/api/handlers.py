@@ -16,6 +16,7 @@ from typing import Any
 from lamina.api import render
 from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
+from lamina.control.layers import LayerName, LayerService, layer_name
 from lamina.control.model import FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
 from lamina.control.policies import PolicyService
@@ -46,9 +47,11 @@ class Services:
     settings: Settings
     functions: FunctionService
     aliases: AliasService
+    layers: LayerService
     policies: PolicyService
     invoker: Invoker
     code_url: Callable[[FunctionConfig], str]
+    blob_url: Callable[[str], str]
     blob: Callable[[str], bytes]
     background: set[asyncio.Task[Any]]
 
@@ -75,9 +78,14 @@ async def create_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -
         raise InvalidParameterValueException("Unsupported function name: a qualifier is not allowed here.")
     cfg = await s.functions.create(
         ref, zip_file=code["ZipFile"], runtime=p.get("Runtime"), handler=p.get("Handler"), role=p["Role"],
-        tags=dict(p.get("Tags") or {}), **_config_changes(p),
+        tags=dict(p.get("Tags") or {}), layers=_layers(s, ctx, p), **_config_changes(p),
     )
     return render.function_configuration(cfg)
+
+
+def _layers(s: Services, ctx: RequestContext, p: dict[str, Any]) -> tuple[Any, ...] | None:
+    arns = p.get("Layers")
+    return None if arns is None else s.layers.resolve_for_function(list(arns), ctx.region)
 
 
 def _config_changes(p: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +170,7 @@ async def update_function_configuration(s: Services, ctx: RequestContext, p: dic
     changes.pop("architectures")
     cfg = await s.functions.update_configuration(
         _ref(ctx, p), p.get("RevisionId"), runtime=p.get("Runtime"), handler=p.get("Handler"),
-        role=p.get("Role"), **changes)
+        role=p.get("Role"), layers=_layers(s, ctx, p), **changes)
     return render.function_configuration(cfg)
 
 
@@ -415,6 +423,85 @@ async def get_policy(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dic
     return {"Policy": policy, "RevisionId": revision_id}
 
 
+def _layer_version_output(s: Services, layer: Any) -> dict[str, Any]:
+    return {
+        "Content": {"Location": s.blob_url(layer.code.blob_key), "CodeSha256": layer.code.sha256_b64,
+                    "CodeSize": layer.code.size},
+        "LayerArn": layer.layer_arn, "LayerVersionArn": layer.arn, "Description": layer.description,
+        "CreatedDate": layer.created_date, "Version": layer.version,
+        "CompatibleRuntimes": list(layer.compatible_runtimes) or None,
+        "CompatibleArchitectures": list(layer.compatible_architectures) or None,
+        "LicenseInfo": layer.license_info,
+    }
+
+
+def _layer(ctx: RequestContext, p: dict[str, Any]) -> LayerName:
+    return layer_name(p["LayerName"], region=ctx.region, account_id=ctx.account_id)
+
+
+async def publish_layer_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    content = p["Content"]
+    if "ZipFile" not in content:
+        raise InvalidParameterValueException(
+            "Lamina does not read layer content from S3 yet; upload the layer with ZipFile.")
+    layer = await s.layers.publish(_layer(ctx, p), zip_file=content["ZipFile"], description=p.get("Description"),
+                                   compatible_runtimes=p.get("CompatibleRuntimes"),
+                                   compatible_architectures=p.get("CompatibleArchitectures"),
+                                   license_info=p.get("LicenseInfo"))
+    return _layer_version_output(s, layer)
+
+
+async def get_layer_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return _layer_version_output(s, s.layers.get(_layer(ctx, p), int(p["VersionNumber"])))
+
+
+async def get_layer_version_by_arn(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    base, _, version = p["Arn"].rpartition(":")
+    name = layer_name(base, region=ctx.region, account_id=ctx.account_id)
+    return _layer_version_output(s, s.layers.get(name, int(version)))
+
+
+def _list_item(layer: Any) -> dict[str, Any]:
+    item = {k: v for k, v in (
+        ("LayerVersionArn", layer.arn), ("Version", layer.version), ("Description", layer.description),
+        ("CreatedDate", layer.created_date), ("CompatibleRuntimes", list(layer.compatible_runtimes) or None),
+        ("CompatibleArchitectures", list(layer.compatible_architectures) or None),
+        ("LicenseInfo", layer.license_info)) if v is not None}
+    return item
+
+
+def _compatible(layer: Any, p: dict[str, Any]) -> bool:
+    runtime, arch = p.get("CompatibleRuntime"), p.get("CompatibleArchitecture")
+    return (runtime is None or runtime in layer.compatible_runtimes) and \
+        (arch is None or arch in layer.compatible_architectures)
+
+
+async def list_layer_versions(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    versions = [v for v in s.layers.versions(_layer(ctx, p)) if _compatible(v, p)]
+    if p.get("Marker"):
+        versions = [v for v in versions if v.version < int(p["Marker"])]
+    max_items = p.get("MaxItems") or 50
+    page = versions[:max_items]
+    return {"LayerVersions": [_list_item(v) for v in page],
+            "NextMarker": str(page[-1].version) if len(versions) > max_items and page else None}
+
+
+async def list_layers(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    layers = [v for v in s.layers.latest_of_each(ctx.account_id, ctx.region) if _compatible(v, p)]
+    if p.get("Marker"):
+        layers = [v for v in layers if v.name > p["Marker"]]
+    max_items = p.get("MaxItems") or 50
+    page = layers[:max_items]
+    return {"Layers": [{"LayerName": v.name, "LayerArn": v.layer_arn, "LatestMatchingVersion": _list_item(v)}
+                       for v in page],
+            "NextMarker": page[-1].name if len(layers) > max_items and page else None}
+
+
+async def delete_layer_version(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    s.layers.delete(_layer(ctx, p), int(p["VersionNumber"]))
+    return {}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -426,6 +513,12 @@ HANDLERS: dict[str, Handler] = {
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
     "PublishVersion": publish_version,
+    "PublishLayerVersion": publish_layer_version,
+    "GetLayerVersion": get_layer_version,
+    "GetLayerVersionByArn": get_layer_version_by_arn,
+    "ListLayerVersions": list_layer_versions,
+    "ListLayers": list_layers,
+    "DeleteLayerVersion": delete_layer_version,
     "AddPermission": add_permission,
     "RemovePermission": remove_permission,
     "GetPolicy": get_policy,

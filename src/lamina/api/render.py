@@ -41,6 +41,8 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
     }
     if cfg.environment:
         out["Environment"] = {"Variables": dict(cfg.environment)}
+    if cfg.layers:
+        out["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code.size} for layer in cfg.layers]
     if cfg.kms_key_arn:
         out["KMSKeyArn"] = cfg.kms_key_arn
     if cfg.last_update_status is not None:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from lamina.control.codezip import inspect_zip
+from lamina.control.layers import check_total_size
 from lamina.control.model import (
     LATEST,
     STATE_TRANSITIONS,
@@ -60,7 +61,8 @@ def _key(account: str, region: str, name: str) -> Key:
 def _publishable(cfg: FunctionConfig) -> tuple[object, ...]:
     """What makes two configurations the same version: code and run-time settings."""
     return (cfg.code.blob_key, cfg.runtime, cfg.handler, cfg.role, cfg.timeout, cfg.memory_size,
-            cfg.ephemeral_storage, tuple(sorted(cfg.environment.items())), cfg.architectures, cfg.tracing_mode)
+            cfg.ephemeral_storage, tuple(sorted(cfg.environment.items())), cfg.architectures, cfg.tracing_mode,
+            cfg.layers)
 
 
 class FunctionService:
@@ -184,6 +186,7 @@ class FunctionService:
         self._check_memory(config.get("memory_size"))
         self._check_environment(config.get("environment") or {})
         code = await self._store_code(zip_file)
+        check_total_size(code, config.get("layers") or ())
         cfg = FunctionConfig(region=ref.region, account_id=ref.account_id, name=ref.name,
                              runtime=runtime, handler=handler, role=role, code=code,
                              **{k: v for k, v in config.items() if v is not None})
@@ -198,6 +201,7 @@ class FunctionService:
         current = self._updatable(ref, revision_id)
         code = await self._store_code(zip_file)
         current = self._updatable(ref, revision_id)
+        check_total_size(code, current.layers)
         return self._begin_update(current, replace(current, code=code))
 
     async def update_configuration(self, ref: FunctionRef, revision_id: str | None,
@@ -209,6 +213,8 @@ class FunctionService:
         if changes.get("environment") is not None:
             self._check_environment(changes["environment"])
         updates = {k: v for k, v in changes.items() if v is not None}
+        if "layers" in updates:
+            check_total_size(current.code, updates["layers"])
         return self._begin_update(current, replace(current, **updates))
 
     async def delete(self, ref: FunctionRef) -> None:

@@ -65,6 +65,38 @@ class ProvisionedSetting:
 
 
 @dataclass(frozen=True)
+class LayerRef:
+    """A layer version as a function references it (in order; later layers win in /opt)."""
+
+    arn: str
+    code: CodeRef
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One immutable version of a layer."""
+
+    account_id: str
+    region: str
+    name: str
+    version: int
+    code: CodeRef
+    description: str = ""
+    compatible_runtimes: tuple[str, ...] = ()
+    compatible_architectures: tuple[str, ...] = ()
+    license_info: str | None = None
+    created_date: str = field(default_factory=aws_timestamp)
+
+    @property
+    def layer_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{self.name}"
+
+    @property
+    def arn(self) -> str:
+        return f"{self.layer_arn}:{self.version}"
+
+
+@dataclass(frozen=True)
 class Alias:
     """A named pointer to a version, with optional weighted routing to one more version."""
 
@@ -100,6 +132,7 @@ class FunctionConfig:
     architectures: tuple[str, ...] = ("x86_64",)
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
+    layers: tuple[LayerRef, ...] = ()
     kms_key_arn: str | None = None   # accepted and reported; Lamina's own key encrypts at rest
     log_format: str = "Text"                 # LoggingConfig.LogFormat
     application_log_level: str | None = None  # LoggingConfig (JSON format only)

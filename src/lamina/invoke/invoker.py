@@ -65,11 +65,13 @@ def _trace_id() -> str:
 
 class Invoker:
     def __init__(self, settings: Settings, catalog: RuntimeCatalog, logs: LogSink,
-                 code_dir: Callable[[FunctionConfig], Path]) -> None:
+                 code_dir: Callable[[FunctionConfig], Path],
+                 opt_dir: Callable[[FunctionConfig], Path | None] = lambda _cfg: None) -> None:
         self._settings = settings
         self._catalog = catalog
         self._logs = logs
         self._code_dir = code_dir
+        self._opt_dir = opt_dir
         # environments serve one version: pools and generations are per (function, version)
         self._pools: dict[PoolKey, FunctionPool] = {}
         self._generations: dict[PoolKey, int] = {}
@@ -275,11 +277,18 @@ class Invoker:
     async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool, *,
                                  provisioned: bool = False) -> Environment:
         launch = self._catalog.get(cfg.runtime or "")
-        code_dir = await asyncio.get_running_loop().run_in_executor(None, self._code_dir, cfg)
+        loop = asyncio.get_running_loop()
+        code_dir = await loop.run_in_executor(None, self._code_dir, cfg)
+        opt_dir = await loop.run_in_executor(None, self._opt_dir, cfg) if cfg.layers else None
+        argv = launch.argv if launch else ("/var/task/bootstrap",)
+        if launch is not None and launch.runtime_dir is None and not (code_dir / "bootstrap").exists() \
+                and opt_dir is not None and (opt_dir / "bootstrap").exists():
+            argv = ("/opt/bootstrap",)  # a custom runtime may come from a layer
         env_vars = self._environment_variables(cfg)
         scratch = await self._scratch.acquire(cfg.ephemeral_storage)
         spec = SandboxSpec(
-            code_dir=code_dir, argv=launch.argv if launch else ("/var/task/bootstrap",),
+            code_dir=code_dir, argv=argv,
+            extra_ro_binds=((str(opt_dir), "/opt"),) if opt_dir is not None else (),
             env=env_vars, tmp_mb=cfg.ephemeral_storage, tmp_device=scratch.device if scratch else None,
             runtime_dir=launch.runtime_dir if launch else None,
             uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,
@@ -305,7 +314,8 @@ class Invoker:
         env_vars["AWS_LAMBDA_LOG_STREAM_NAME"] = (
             time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{cfg.version}]{env.id}")
         pool.add(env)
-        if launch is not None and launch.runtime_dir is None and not (code_dir / "bootstrap").exists():
+        if launch is not None and launch.runtime_dir is None and argv == ("/var/task/bootstrap",) \
+                and not (code_dir / "bootstrap").exists():
             await env.fail_start(RuntimeReply(False, (
                 b'{"errorType":"Runtime.InvalidEntrypoint","errorMessage":"Couldn\'t find valid bootstrap(s): '
                 b'[/var/task/bootstrap /opt/bootstrap]"}'), "Runtime.InvalidEntrypoint"))

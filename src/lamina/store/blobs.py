@@ -22,7 +22,9 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 from lamina.control.codezip import extract_zip
@@ -82,6 +84,28 @@ class FileBlobStore:
         # FileExistsError: another caller extracted the same content first
         with contextlib.suppress(FileExistsError):
             extract_zip(self.get(key), dest)
+        return dest
+
+
+    def merged(self, keys: list[str]) -> Path:
+        """The layers' trees merged in order (later ones win), built once per combination
+        of contents and cached, so environments bind it at /opt without rebuilding it."""
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+        dest = self.root / "opt" / name
+        if dest.is_dir():
+            return dest
+        dest.parent.mkdir(mode=0o711, exist_ok=True)
+        staging = dest.parent / f".{name}.{uuid.uuid4().hex}"
+        try:
+            staging.mkdir(mode=0o755)
+            for key in keys:
+                shutil.copytree(self.extracted(key), staging, symlinks=True, dirs_exist_ok=True)
+            os.chmod(staging, 0o755)
+            with contextlib.suppress(OSError):  # another caller merged the same layers first
+                os.rename(staging, dest)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return dest
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lamina import errors
-from lamina.control.model import LATEST, FunctionConfig
+from lamina.control.model import LATEST, FunctionConfig, LayerVersion
 from lamina.store.secrets import EnvelopeCipher
 
 _KEY_FIELDS = ("account_id", "region", "name", "version")
@@ -35,6 +35,15 @@ functions_table = sa.Table(
     sa.Column("name", sa.String(140), primary_key=True),
     sa.Column("version", sa.String(16), primary_key=True),
     sa.Column("revision_id", sa.String(64), nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
+layers_table = sa.Table(
+    "layer_versions", _metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(140), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("doc", sa.Text, nullable=False),
 )
 
@@ -111,6 +120,27 @@ class SqlMetadataStore:
             )
             if result.rowcount != 1:
                 raise errors.PreconditionFailedException(_REVISION_MISMATCH)
+
+    # -- layers ------------------------------------------------------------------------
+
+    def put_layer_version(self, layer: LayerVersion) -> None:
+        row = {"account_id": layer.account_id, "region": layer.region, "name": layer.name,
+               "version": layer.version, "doc": json.dumps(_encode(layer), sort_keys=True, separators=(",", ":"))}
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(layers_table).values(**row))
+
+    def delete_layer_version(self, account_id: str, region: str, name: str, version: int) -> bool:
+        t = layers_table
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(t).where(
+                t.c.account_id == account_id, t.c.region == region, t.c.name == name, t.c.version == version,
+            )).rowcount > 0
+
+    def all_layer_versions(self) -> list[LayerVersion]:
+        t = layers_table
+        with self.engine.connect() as conn:
+            docs = conn.execute(sa.select(t.c.doc).order_by(t.c.name, t.c.version)).scalars()
+            return [_from_json(LayerVersion, json.loads(d)) for d in docs]
 
     # -- documents ---------------------------------------------------------------------
 
