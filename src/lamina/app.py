@@ -18,7 +18,7 @@ from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerService
 from lamina.control.model import FunctionConfig
-from lamina.control.policies import PolicyService
+from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
@@ -65,7 +65,7 @@ def create_app(settings: Any) -> LambdaApi:
         return blob_url(cfg.code.blob_key)
 
     services = Services(settings=settings, functions=functions, aliases=AliasService(functions), layers=layers,
-                        policies=PolicyService(functions),
+                        policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
                         invoker=invoker, code_url=code_url, blob_url=blob_url,
                         blob=blobs.get, background=set())
 

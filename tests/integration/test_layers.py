@@ -119,3 +119,38 @@ def test_layer_errors(lambda_client: Any, create_function: Callable[..., str],
         with pytest.raises(ClientError) as err:
             lambda_client.update_function_configuration(FunctionName=name, Layers=layers)
         assert_aws_error(err.value, 400, "InvalidParameterValueException", message)
+
+
+def test_layer_version_policy(lambda_client: Any, publish: Callable[..., dict[str, Any]]) -> None:
+    layer = publish({"a.txt": "a"})
+    name, version = layer["LayerArn"].rsplit(":", 1)[1], layer["Version"]
+    with pytest.raises(ClientError) as err:
+        lambda_client.get_layer_version_policy(LayerName=name, VersionNumber=version)
+    assert_aws_error(err.value, 404, "ResourceNotFoundException", "No policy is associated with the given resource.")
+    added = lambda_client.add_layer_version_permission(
+        LayerName=name, VersionNumber=version, StatementId="org", Action="lambda:GetLayerVersion",
+        Principal="*", OrganizationId="o-1234567890")
+    assert json.loads(added["Statement"]) == {
+        "Sid": "org", "Effect": "Allow", "Principal": "*", "Action": "lambda:GetLayerVersion",
+        "Resource": layer["LayerVersionArn"], "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1234567890"}}}
+    with pytest.raises(ClientError) as err:
+        lambda_client.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="org",
+                                                    Action="lambda:GetLayerVersion", Principal="*")
+    assert_aws_error(err.value, 409, "ResourceConflictException",
+                     "The statement id (org) provided already exists. Please provide a new statement id, or remove "
+                     "the existing statement.")
+    got = lambda_client.get_layer_version_policy(LayerName=name, VersionNumber=version)
+    assert got["RevisionId"] == added["RevisionId"]
+    assert [s["Sid"] for s in json.loads(got["Policy"])["Statement"]] == ["org"]
+    with pytest.raises(ClientError) as err:
+        lambda_client.remove_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="org",
+                                                      RevisionId="stale")
+    assert_aws_error(err.value, 412, "PreconditionFailedException",
+                     "The Revision Id provided does not match the latest Revision Id. "
+                     "Call the GetLayerPolicy API to retrieve the latest Revision Id")
+    with pytest.raises(ClientError) as err:
+        lambda_client.remove_layer_version_permission(LayerName=name, VersionNumber=version,
+                                                      StatementId="doesnotexist")
+    assert_aws_error(err.value, 404, "ResourceNotFoundException",
+                     "Statement doesnotexist is not found in resource policy.")
+    lambda_client.remove_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="org")

@@ -19,7 +19,7 @@ from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerName, LayerService, layer_name
 from lamina.control.model import FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
-from lamina.control.policies import PolicyService
+from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -49,6 +49,7 @@ class Services:
     aliases: AliasService
     layers: LayerService
     policies: PolicyService
+    layer_policies: LayerPolicyService
     invoker: Invoker
     code_url: Callable[[FunctionConfig], str]
     blob_url: Callable[[str], str]
@@ -502,6 +503,23 @@ async def delete_layer_version(s: Services, ctx: RequestContext, p: dict[str, An
     return {}
 
 
+async def add_layer_version_permission(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    statement, revision_id = s.layer_policies.add(
+        _layer(ctx, p), int(p["VersionNumber"]), sid=p["StatementId"], action=p["Action"],
+        principal=p["Principal"], organization_id=p.get("OrganizationId"), revision_id=p.get("RevisionId"))
+    return {"Statement": statement, "RevisionId": revision_id}
+
+
+async def remove_layer_version_permission(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    s.layer_policies.remove(_layer(ctx, p), int(p["VersionNumber"]), p["StatementId"], p.get("RevisionId"))
+    return {}
+
+
+async def get_layer_version_policy(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    policy, revision_id = s.layer_policies.get(_layer(ctx, p), int(p["VersionNumber"]))
+    return {"Policy": policy, "RevisionId": revision_id}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateFunction": create_function,
     "GetFunction": get_function,
@@ -519,6 +537,9 @@ HANDLERS: dict[str, Handler] = {
     "ListLayerVersions": list_layer_versions,
     "ListLayers": list_layers,
     "DeleteLayerVersion": delete_layer_version,
+    "AddLayerVersionPermission": add_layer_version_permission,
+    "RemoveLayerVersionPermission": remove_layer_version_permission,
+    "GetLayerVersionPolicy": get_layer_version_policy,
     "AddPermission": add_permission,
     "RemovePermission": remove_permission,
     "GetPolicy": get_policy,

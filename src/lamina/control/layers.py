@@ -8,10 +8,10 @@ what deletion left behind, kept in memory and rebuilt from the store at start).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lamina.control.codezip import MAX_UNZIPPED_BYTES, inspect_zip
-from lamina.control.model import CodeRef, LayerRef, LayerVersion
+from lamina.control.model import CodeRef, LayerRef, LayerVersion, Policy
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 from lamina.store.metadata import SqlMetadataStore
 from lamina.store.protocols import BlobStore
@@ -73,6 +73,11 @@ class LayerService:
         self._counters[name.key] = number
         self._layers.setdefault(name.key, {})[number] = layer
         return layer
+
+    def set_policy(self, layer: LayerVersion, policy: Policy) -> None:
+        updated = replace(layer, policy=policy)
+        self._store.put_layer_version(updated)
+        self._layers[(layer.account_id, layer.region, layer.name)][layer.version] = updated
 
     def get(self, name: LayerName, version: int) -> LayerVersion:
         if version < 1:

@@ -86,6 +86,7 @@ class LayerVersion:
     compatible_architectures: tuple[str, ...] = ()
     license_info: str | None = None
     created_date: str = field(default_factory=aws_timestamp)
+    policy: Policy | None = None  # who may use this layer version (AddLayerVersionPermission)
 
     @property
     def layer_arn(self) -> str:

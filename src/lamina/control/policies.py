@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from lamina.control.functions import FunctionService
+from lamina.control.layers import LayerName, LayerService
 from lamina.control.model import LATEST, FunctionConfig, Policy, new_revision_id
 from lamina.control.names import FunctionRef
 from lamina.errors import (
@@ -118,6 +119,55 @@ class PolicyService:
 
     def _save(self, latest: FunctionConfig, key: str, policy: Policy) -> None:
         self._functions.save_latest(latest, replace(latest, policies={**latest.policies, key: policy}))
+
+
+class LayerPolicyService:
+    """Who may use a layer version: `lambda:GetLayerVersion` for an account, an organisation or everyone."""
+
+    def __init__(self, layers: LayerService) -> None:
+        self._layers = layers
+
+    def add(self, name: LayerName, version: int, *, sid: str, action: str, principal: str,
+            organization_id: str | None, revision_id: str | None) -> tuple[str, str]:
+        layer = self._layers.get(name, version)
+        policy = layer.policy or Policy(new_revision_id())
+        _check_layer_revision(policy, revision_id)
+        if any(existing == sid for existing, _ in policy.statements):
+            raise ResourceConflictException(
+                f"The statement id ({sid}) provided already exists. Please provide a new statement id, or remove "
+                "the existing statement.")
+        statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow",
+                                     "Principal": principal if principal == "*" else principal_of(principal),
+                                     "Action": action, "Resource": layer.arn}
+        if organization_id:
+            statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
+        rendered = json.dumps(statement, separators=(",", ":"))
+        updated = Policy(new_revision_id(), (*policy.statements, (sid, rendered)))
+        self._layers.set_policy(layer, updated)
+        return rendered, updated.revision_id
+
+    def remove(self, name: LayerName, version: int, sid: str, revision_id: str | None) -> None:
+        layer = self._layers.get(name, version)
+        if layer.policy is None:
+            raise ResourceNotFoundException("No policy is associated with the given resource.")
+        _check_layer_revision(layer.policy, revision_id)
+        kept = tuple((s, text) for s, text in layer.policy.statements if s != sid)
+        if len(kept) == len(layer.policy.statements):
+            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+        self._layers.set_policy(layer, Policy(new_revision_id(), kept))
+
+    def get(self, name: LayerName, version: int) -> tuple[str, str]:
+        layer = self._layers.get(name, version)
+        if layer.policy is None or not layer.policy.statements:
+            raise ResourceNotFoundException("No policy is associated with the given resource.")
+        return _document(layer.policy), layer.policy.revision_id
+
+
+def _check_layer_revision(policy: Policy, revision_id: str | None) -> None:
+    if revision_id is not None and revision_id != policy.revision_id:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetLayerPolicy API to retrieve the latest Revision Id")
 
 
 def _document(policy: Policy) -> str:

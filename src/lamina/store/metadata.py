@@ -126,8 +126,11 @@ class SqlMetadataStore:
     def put_layer_version(self, layer: LayerVersion) -> None:
         row = {"account_id": layer.account_id, "region": layer.region, "name": layer.name,
                "version": layer.version, "doc": json.dumps(_encode(layer), sort_keys=True, separators=(",", ":"))}
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(layers_table).values(**row))
+        t = layers_table
+        with self.engine.begin() as conn:  # insert, or replace the version's row (its policy changed)
+            conn.execute(sa.delete(t).where(t.c.account_id == layer.account_id, t.c.region == layer.region,
+                                            t.c.name == layer.name, t.c.version == layer.version))
+            conn.execute(sa.insert(t).values(**row))
 
     def delete_layer_version(self, account_id: str, region: str, name: str, version: int) -> bool:
         t = layers_table
