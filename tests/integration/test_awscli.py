@@ -152,3 +152,59 @@ def test_cli_list_functions_paginates(aws: Callable[..., Any], tmp_path: Path) -
     finally:
         for name in names:
             aws("delete-function", "--function-name", name, expect_ok=False)
+
+
+def test_cli_versions_aliases_layers_tags_policies_concurrency(aws: Callable[..., Any], tmp_path: Path) -> None:
+    """Every operation added after the core, once, through the AWS CLI."""
+    name = f"cli-more-{os.urandom(4).hex()}"
+    layer_zip = tmp_path / "layer.zip"
+    layer_zip.write_bytes(make_zip({"python/helper.py": "WORD = 'from-layer'\n"}))
+    layer = aws("publish-layer-version", "--layer-name", name, "--zip-file", f"fileb://{layer_zip}",
+                "--compatible-runtimes", "python3.11")
+    assert layer["Version"] == 1
+    assert aws("get-layer-version", "--layer-name", name, "--version-number", "1")["LayerVersionArn"] \
+        == layer["LayerVersionArn"]
+    assert [v["Version"] for v in aws("list-layer-versions", "--layer-name", name)["LayerVersions"]] == [1]
+    assert name in [item["LayerName"] for item in aws("list-layers")["Layers"]]
+    aws("add-layer-version-permission", "--layer-name", name, "--version-number", "1", "--statement-id", "all",
+        "--action", "lambda:GetLayerVersion", "--principal", "*")
+    assert "all" in aws("get-layer-version-policy", "--layer-name", name, "--version-number", "1")["Policy"]
+
+    package = tmp_path / "function.zip"
+    package.write_bytes(make_zip({"app.py": "import helper\ndef handler(e, c):\n    return helper.WORD\n"}))
+    aws("create-function", "--function-name", name, "--runtime", "python3.11", "--handler", "app.handler",
+        "--role", ROLE, "--zip-file", f"fileb://{package}", "--layers", layer["LayerVersionArn"],
+        "--tags", "team=core")
+    aws("wait", "function-active-v2", "--function-name", name)
+    version = aws("publish-version", "--function-name", name, "--description", "first")
+    assert version["Version"] == "1"
+    assert [v["Version"] for v in aws("list-versions-by-function", "--function-name", name)["Versions"]] \
+        == ["$LATEST", "1"]
+    alias = aws("create-alias", "--function-name", name, "--name", "live", "--function-version", "1")
+    assert alias["AliasArn"] == f"{function_arn(name)}:live"
+    aws("update-alias", "--function-name", name, "--name", "live", "--description", "prod")
+    assert aws("get-alias", "--function-name", name, "--name", "live")["Description"] == "prod"
+    assert [a["Name"] for a in aws("list-aliases", "--function-name", name)["Aliases"]] == ["live"]
+    out = tmp_path / "out.json"
+    result = aws("invoke", "--function-name", name, "--qualifier", "live", str(out))
+    assert result["ExecutedVersion"] == "1" and json.loads(out.read_text()) == "from-layer"
+
+    aws("tag-resource", "--resource", function_arn(name), "--tags", "env=dev")
+    assert aws("list-tags", "--resource", function_arn(name))["Tags"] == {"team": "core", "env": "dev"}
+    aws("untag-resource", "--resource", function_arn(name), "--tag-keys", "team")
+    aws("add-permission", "--function-name", name, "--statement-id", "s3", "--action", "lambda:InvokeFunction",
+        "--principal", "s3.amazonaws.com")
+    assert json.loads(aws("get-policy", "--function-name", name)["Policy"])["Statement"][0]["Sid"] == "s3"
+    aws("remove-permission", "--function-name", name, "--statement-id", "s3")
+
+    aws("put-function-concurrency", "--function-name", name, "--reserved-concurrent-executions", "5")
+    assert aws("get-function-concurrency", "--function-name", name)["ReservedConcurrentExecutions"] == 5
+    aws("delete-function-concurrency", "--function-name", name)
+    aws("put-provisioned-concurrency-config", "--function-name", name, "--qualifier", "live",
+        "--provisioned-concurrent-executions", "1")
+    assert aws("list-provisioned-concurrency-configs", "--function-name", name)["ProvisionedConcurrencyConfigs"]
+    aws("delete-provisioned-concurrency-config", "--function-name", name, "--qualifier", "live")
+    aws("delete-alias", "--function-name", name, "--name", "live")
+    aws("delete-function", "--function-name", name, "--qualifier", "1")
+    aws("delete-function", "--function-name", name)
+    aws("delete-layer-version", "--layer-name", name, "--version-number", "1")
