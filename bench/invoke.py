@@ -11,6 +11,7 @@ spends its CPU on HTTP, not on signing. Run on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -26,6 +27,7 @@ import time
 import urllib.request
 import uuid
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -163,6 +165,25 @@ def _start_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[b
     raise SystemExit("server did not start")
 
 
+@contextlib.contextmanager
+def lamina_server(endpoint: str | None, env: dict[str, str] | None = None) -> Iterator[tuple[str, int | None]]:
+    """The given endpoint, or a server of the benchmark's own for as long as it runs:
+    yields (endpoint, that server's pid or None)."""
+    if endpoint is not None:
+        yield endpoint, None
+        return
+    proc, endpoint, data_dir = _start_server(env)
+    try:
+        yield endpoint, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint")
@@ -170,11 +191,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    proc = data_dir = None
-    endpoint = args.endpoint
-    if endpoint is None:
-        proc, endpoint, data_dir = _start_server()
-    try:
+    with lamina_server(args.endpoint) as (endpoint, _pid):
         client = _client(endpoint)
         results: dict[str, Any] = {}
         results.update(cold(client, args.cold))
@@ -190,11 +207,6 @@ def main() -> None:
             results[f"latency_{clients}_clients_p50_ms"] = statistics.median(samples)
             results[f"latency_{clients}_clients_p99_ms"] = _percentile(samples, 0.99)
         print(json.dumps({k: round(v, 3) for k, v in results.items()}, indent=2))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-            shutil.rmtree(data_dir or "", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ import base64
 import io
 import json
 import os
-import shutil
 import statistics
 import time
 import uuid
 import zipfile
 from typing import Any
 
-from invoke import HELLO, ROLE, _client, _start_server, _zip
+from invoke import HELLO, ROLE, _client, _zip, lamina_server
 
 
 def _layer_zip(index: int, megabytes: int) -> bytes:
@@ -57,11 +56,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--megabytes-per-layer", type=int, default=11)
     args = parser.parse_args()
-    proc = data_dir = None
-    endpoint = args.endpoint
-    if endpoint is None:
-        proc, endpoint, data_dir = _start_server()
-    try:
+    with lamina_server(args.endpoint) as (endpoint, _pid):
         client = _client(endpoint)
         arns = [client.publish_layer_version(LayerName=f"bench-{i}-{uuid.uuid4().hex[:6]}",
                                              Content={"ZipFile": _layer_zip(i, args.megabytes_per_layer)},
@@ -79,11 +74,6 @@ def main() -> None:
             "init_without_layers_p50_ms": statistics.median(i for _, i in without),
         }
         print(json.dumps({k: round(v, 2) for k, v in results.items()}, indent=2))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-            shutil.rmtree(data_dir or "", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ import base64
 import concurrent.futures as cf
 import http.client
 import json
-import shutil
 import statistics
-import subprocess
 import threading
 import time
 import urllib.request
@@ -29,8 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from invoke import ROLE, _client, _create, _percentile, _zip, raw
-from invoke import _start_server as start_server
+from invoke import ROLE, _client, _create, _percentile, _zip, lamina_server, raw
 
 SLEEPER = (
     "import time\n\n\n"
@@ -42,9 +39,10 @@ SLEEPER = (
 MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory/lamina")
 
 
-def _start_server(environments: int) -> tuple[subprocess.Popen[bytes], str, str]:
-    return start_server({"LAMINA_CAPACITY_MB": str((environments + 64) * 128 + 4096),
-                         "LAMINA_CONCURRENCY_LIMIT": str(environments + 100), "LAMINA_IDLE_TIMEOUT": "600"})
+def _server_env(environments: int) -> dict[str, str]:
+    """Limits that let `environments` environments of 128 MB run at once."""
+    return {"LAMINA_CAPACITY_MB": str((environments + 64) * 128 + 4096),
+            "LAMINA_CONCURRENCY_LIMIT": str(environments + 100), "LAMINA_IDLE_TIMEOUT": "600"}
 
 
 def _status(endpoint: str) -> dict[str, Any]:
@@ -242,12 +240,8 @@ def main() -> None:
     parser.add_argument("--cold-parallel", type=int, default=8)
     parser.add_argument("--skip", action="append", default=[], choices=["warm", "scale", "cold"])
     args = parser.parse_args()
-    proc = data_dir = None
-    endpoint, server_pid = args.endpoint, args.server_pid
-    if endpoint is None:
-        proc, endpoint, data_dir = _start_server(args.environments)
-        server_pid = proc.pid
-    try:
+    with lamina_server(args.endpoint, _server_env(args.environments)) as (endpoint, own_pid):
+        server_pid = own_pid or args.server_pid
         client = _client(endpoint)
         results: dict[str, Any] = {"status_fields": sorted(_status(endpoint))}
         if "warm" not in args.skip:
@@ -257,14 +251,6 @@ def main() -> None:
         if "cold" not in args.skip:
             results.update(cold_under_load(client, args.cold, args.cold_parallel))
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            shutil.rmtree(data_dir or "", ignore_errors=True)
 
 
 if __name__ == "__main__":
