@@ -33,7 +33,7 @@ ECHO: dict[str, str | bytes] = {"app.py": ECHO_SOURCE}
 __all__ = [
     "ACCOUNT", "ECHO", "ECHO_SOURCE", "FAST_WAIT", "LAST_MODIFIED_RE", "REGION", "ROLE", "UUID_RE",
     "LaminaServer", "assert_aws_error", "code_sha256", "function_arn", "invoke_json",
-    "make_zip", "raw_zip", "versioned_handler",
+    "invoke_raw", "make_zip", "raw_zip", "request_id", "tail", "versioned_handler",
 ]
 
 
@@ -86,6 +86,21 @@ def assert_aws_error(exc: BaseException, status: int, code: str, message: str | 
     if prefix is not None:
         assert got_message.startswith(prefix), got_message
     return str(got_message)
+
+
+def invoke_raw(client: Any, name: str, payload: bytes | str = b"{}", **kwargs: Any) -> tuple[dict[str, Any], bytes]:
+    """Invoke and read the raw payload bytes: (response, payload)."""
+    response = client.invoke(FunctionName=name, Payload=payload, **kwargs)
+    return response, response["Payload"].read()
+
+
+def tail(response: dict[str, Any]) -> str:
+    """The decoded `LogType=Tail` log of an invoke response."""
+    return base64.b64decode(response["LogResult"]).decode("utf-8", errors="replace")
+
+
+def request_id(response: dict[str, Any]) -> str:
+    return str(response["ResponseMetadata"]["RequestId"])
 
 
 def invoke_json(client: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:

@@ -17,24 +17,14 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import invoke_raw as invoke
+from tests.integration.conftest import request_id, tail
+
 Fn = Callable[..., str]
 RUNTIME = "nodejs20.x"
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
-
-
-def invoke(client: Any, name: str, payload: bytes | str = b"{}", **kwargs: Any) -> tuple[dict[str, Any], bytes]:
-    resp = client.invoke(FunctionName=name, Payload=payload, **kwargs)
-    return resp, resp["Payload"].read()
-
-
-def tail(resp: dict[str, Any]) -> str:
-    return base64.b64decode(resp["LogResult"]).decode("utf-8", errors="replace")
-
-
-def request_id(resp: dict[str, Any]) -> str:
-    return str(resp["ResponseMetadata"]["RequestId"])
 
 
 @pytest.fixture
