@@ -15,14 +15,17 @@ from typing import Any
 from lamina.api.app import LambdaApi
 from lamina.api.handlers import Services
 from lamina.control.aliases import AliasService
+from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerService
 from lamina.control.model import FunctionConfig
 from lamina.control.policies import LayerPolicyService, PolicyService
+from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.blobs import FileBlobStore
+from lamina.store.events import SqlEventStore
 from lamina.store.metadata import SqlMetadataStore
 from lamina.store.secrets import EnvelopeCipher, load_or_create_key
 
@@ -57,6 +60,9 @@ def create_app(settings: Any) -> LambdaApi:
                                 concurrency_limit=settings.effective_concurrency_limit,
                                 min_unreserved=settings.effective_min_unreserved)
 
+    event_config = EventInvokeConfigService(functions, sqs_enabled=settings.sqs_endpoint is not None)
+    events = AsyncQueue(settings, SqlEventStore(store.engine), functions, event_config, invoker)
+
     def blob_url(blob_key: str) -> str:
         token = hmac.new(code_secret, blob_key.encode(), hashlib.sha256).hexdigest()
         return f"{settings.base_url}/_lamina/code/{blob_key}?token={token}"
@@ -66,8 +72,8 @@ def create_app(settings: Any) -> LambdaApi:
 
     services = Services(settings=settings, functions=functions, aliases=AliasService(functions), layers=layers,
                         policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
-                        invoker=invoker, code_url=code_url, blob_url=blob_url,
-                        blob=blobs.get, background=set())
+                        invoker=invoker, event_config=event_config, events=events, code_url=code_url,
+                        blob_url=blob_url, blob=blobs.get)
 
     async def startup() -> None:
         layers.load()
@@ -77,14 +83,27 @@ def create_app(settings: Any) -> LambdaApi:
         await invoker.start()
         for latest in functions.all():  # provisioned concurrency survives a restart
             functions.refresh_provisioned(latest, replace(latest, provisioned={}))
+        await events.start()
         log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
                  ", ".join(catalog.names))
 
     async def shutdown() -> None:
+        await events.close()
         await functions.close()
         await invoker.close()
         logs.close()
         store.close()
         await asyncio.sleep(0)
 
-    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown, status=invoker.status)
+    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown,
+                     status=lambda: _status(invoker, events))
+
+
+def _status(invoker: Invoker, events: AsyncQueue) -> dict[str, Any]:
+    """The invoker's view per function, with the asynchronous queue's counters under "async"."""
+    status = invoker.status()
+    queue = events.status()
+    for key, counters in queue["functions"].items():
+        status["functions"].setdefault(key, {})["async"] = counters
+    status["async"] = {"sqs_pending": queue["sqs_pending"], "sqs_sent": queue["sqs_sent"]}
+    return status

@@ -44,6 +44,12 @@ class Settings:
     # base64 of the 32-byte key that encrypts environment variables at rest; None: a key
     # made on first start under the data dir
     env_key: str | None = None
+    # seconds before each retry of an asynchronous event after a function error (AWS: about 1 and 2 min)
+    async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # asynchronous deliveries in flight at once, all functions together
+    async_consumers: int = 64
+    # an SQS-compatible endpoint for SQS destinations and dead-letter queues; None: refused
+    sqs_endpoint: str | None = None
 
     @property
     def effective_capacity_mb(self) -> int:
@@ -102,6 +108,12 @@ class Settings:
                 values[key] = int(env[name])
         if "LAMINA_ENV_KEY" in env:
             values["env_key"] = env["LAMINA_ENV_KEY"]
+        if "LAMINA_ASYNC_RETRY_DELAYS" in env:
+            values["async_retry_delays"] = _delays(env["LAMINA_ASYNC_RETRY_DELAYS"])
+        if "LAMINA_ASYNC_CONSUMERS" in env:
+            values["async_consumers"] = max(1, int(env["LAMINA_ASYNC_CONSUMERS"]))
+        if env.get("LAMINA_SQS_ENDPOINT"):
+            values["sqs_endpoint"] = env["LAMINA_SQS_ENDPOINT"]
         if "LAMINA_CREDENTIALS" in env:
             pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
             values["credentials"] = {k.strip(): v.strip() for k, v in pairs}
@@ -109,6 +121,17 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return replace(cls(), **values)
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    """"60,120" -> (60.0, 120.0); every value a non-negative number of seconds."""
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"LAMINA_ASYNC_RETRY_DELAYS must be comma-separated seconds, not {text!r}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError(f"LAMINA_ASYNC_RETRY_DELAYS must be comma-separated seconds, not {text!r}")
+    return delays
 
 
 def _machine_memory_mb() -> int:

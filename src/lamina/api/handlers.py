@@ -5,7 +5,6 @@ Inputs and outputs are the model's CamelCase dicts; everything below speaks snak
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -15,9 +14,10 @@ from typing import Any
 
 from lamina.api import render
 from lamina.control.aliases import AliasService
+from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerName, LayerService, layer_name
-from lamina.control.model import FunctionConfig, ProvisionedSetting
+from lamina.control.model import EventInvokeSetting, FunctionConfig, ProvisionedSetting
 from lamina.control.names import FunctionRef, resolve
 from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.errors import (
@@ -28,6 +28,7 @@ from lamina.errors import (
     ResourceNotFoundException,
     ResourceNotReadyException,
 )
+from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.settings import Settings
 
@@ -51,10 +52,11 @@ class Services:
     policies: PolicyService
     layer_policies: LayerPolicyService
     invoker: Invoker
+    event_config: EventInvokeConfigService
+    events: AsyncQueue
     code_url: Callable[[FunctionConfig], str]
     blob_url: Callable[[str], str]
     blob: Callable[[str], bytes]
-    background: set[asyncio.Task[Any]]
 
 
 Handler = Callable[[Services, RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -79,9 +81,20 @@ async def create_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -
         raise InvalidParameterValueException("Unsupported function name: a qualifier is not allowed here.")
     cfg = await s.functions.create(
         ref, zip_file=code["ZipFile"], runtime=p.get("Runtime"), handler=p.get("Handler"), role=p["Role"],
-        tags=dict(p.get("Tags") or {}), layers=_layers(s, ctx, p), **_config_changes(p),
+        tags=dict(p.get("Tags") or {}), layers=_layers(s, ctx, p), dead_letter_arn=_dead_letter(s, p),
+        **_config_changes(p),
     )
     return render.function_configuration(cfg)
+
+
+def _dead_letter(s: Services, p: dict[str, Any]) -> str | None:
+    """DeadLetterConfig: absent -> unchanged (None); an empty TargetArn removes it ("")."""
+    config = p.get("DeadLetterConfig")
+    if config is None:
+        return None
+    target = config.get("TargetArn") or ""
+    s.event_config.check_dead_letter(target)
+    return target
 
 
 def _layers(s: Services, ctx: RequestContext, p: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -171,7 +184,7 @@ async def update_function_configuration(s: Services, ctx: RequestContext, p: dic
     changes.pop("architectures")
     cfg = await s.functions.update_configuration(
         _ref(ctx, p), p.get("RevisionId"), runtime=p.get("Runtime"), handler=p.get("Handler"),
-        role=p.get("Role"), layers=_layers(s, ctx, p), **changes)
+        role=p.get("Role"), layers=_layers(s, ctx, p), dead_letter_arn=_dead_letter(s, p), **changes)
     return render.function_configuration(cfg)
 
 
@@ -247,11 +260,7 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
     if invocation_type == "DryRun":
         return {"StatusCode": 204}
     if invocation_type == "Event":
-        task = asyncio.get_running_loop().create_task(
-            s.invoker.invoke(cfg, payload, client_context=client_context, request_id=ctx.request_id,
-                             invoked_arn=ref.arn))
-        s.background.add(task)
-        task.add_done_callback(s.background.discard)
+        await s.events.accept(ref, payload, request_id=ctx.request_id, client_context=client_context)
         return {"StatusCode": 202}
     result = await s.invoker.invoke(cfg, payload, client_context=client_context, request_id=ctx.request_id,
                                     invoked_arn=ref.arn, tail_log=p.get("LogType") == "Tail")
@@ -262,6 +271,79 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
         "ExecutedVersion": result.executed_version,
         "Payload": result.payload,
     }
+
+
+async def invoke_async(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The deprecated InvokeAsync: an Event invoke of $LATEST (or the qualifier in the name)."""
+    payload: bytes = p.get("InvokeArgs") or b""
+    if len(payload) > MAX_ASYNC_REQUEST_BYTES:
+        raise RequestEntityTooLargeException(
+            f"Request must be smaller than {MAX_ASYNC_REQUEST_BYTES} bytes for the InvokeFunction operation")
+    ref = _ref(ctx, p)
+    try:
+        s.functions.route(ref)
+    except ResourceNotFoundException:
+        raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{ref.qualifier or '$LATEST'}") \
+            from None
+    await s.events.accept(ref, _check_payload(payload), request_id=ctx.request_id, client_context=None)
+    return {"Status": 202}
+
+
+def _event_invoke_output(arn: str, setting: EventInvokeSetting) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "FunctionArn": arn,
+        "LastModified": setting.last_modified,
+        "DestinationConfig": {
+            "OnSuccess": {"Destination": setting.on_success} if setting.on_success else {},
+            "OnFailure": {"Destination": setting.on_failure} if setting.on_failure else {},
+        },
+    }
+    if setting.maximum_retry_attempts is not None:
+        out["MaximumRetryAttempts"] = setting.maximum_retry_attempts
+    if setting.maximum_event_age is not None:
+        out["MaximumEventAgeInSeconds"] = setting.maximum_event_age
+    return out
+
+
+def _event_invoke_changes(p: dict[str, Any]) -> dict[str, Any]:
+    return {"retries": p.get("MaximumRetryAttempts"), "max_age": p.get("MaximumEventAgeInSeconds"),
+            "destinations": p.get("DestinationConfig")}
+
+
+async def put_function_event_invoke_config(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return _event_invoke_output(*s.event_config.put(_ref(ctx, p), **_event_invoke_changes(p)))
+
+
+async def update_function_event_invoke_config(s: Services, ctx: RequestContext,
+                                              p: dict[str, Any]) -> dict[str, Any]:
+    return _event_invoke_output(*s.event_config.update(_ref(ctx, p), **_event_invoke_changes(p)))
+
+
+async def get_function_event_invoke_config(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    return _event_invoke_output(*s.event_config.get(_ref(ctx, p)))
+
+
+async def delete_function_event_invoke_config(s: Services, ctx: RequestContext,
+                                              p: dict[str, Any]) -> dict[str, Any]:
+    s.event_config.delete(_ref(ctx, p))
+    return {}
+
+
+async def list_function_event_invoke_configs(s: Services, ctx: RequestContext,
+                                             p: dict[str, Any]) -> dict[str, Any]:
+    configs = s.event_config.list(_ref(ctx, p))
+    start = 0
+    if p.get("Marker"):
+        marker = p["Marker"]
+        if not marker.isdigit() or int(marker) > len(configs):
+            raise InvalidParameterValueException("Invalid marker")
+        start = int(marker)
+    limit = p.get("MaxItems") or 50
+    page = configs[start:start + limit]
+    out: dict[str, Any] = {"FunctionEventInvokeConfigs": [_event_invoke_output(a, c) for a, c in page]}
+    if start + limit < len(configs):
+        out["NextMarker"] = str(start + limit)
+    return out
 
 
 async def put_function_concurrency(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -530,6 +612,12 @@ HANDLERS: dict[str, Handler] = {
     "DeleteFunction": delete_function,
     "GetAccountSettings": get_account_settings,
     "Invoke": invoke,
+    "InvokeAsync": invoke_async,
+    "PutFunctionEventInvokeConfig": put_function_event_invoke_config,
+    "UpdateFunctionEventInvokeConfig": update_function_event_invoke_config,
+    "GetFunctionEventInvokeConfig": get_function_event_invoke_config,
+    "DeleteFunctionEventInvokeConfig": delete_function_event_invoke_config,
+    "ListFunctionEventInvokeConfigs": list_function_event_invoke_configs,
     "PublishVersion": publish_version,
     "PublishLayerVersion": publish_layer_version,
     "GetLayerVersion": get_layer_version,

@@ -43,6 +43,8 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
         out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.layers:
         out["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code.size} for layer in cfg.layers]
+    if cfg.dead_letter_arn:
+        out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_arn}
     if cfg.kms_key_arn:
         out["KMSKeyArn"] = cfg.kms_key_arn
     if cfg.last_update_status is not None:

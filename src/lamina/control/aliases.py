@@ -71,7 +71,8 @@ class AliasService:
     def delete(self, ref: FunctionRef, name: str) -> None:
         latest, _alias = self.get(ref, name)
         updated = replace(latest, aliases={n: a for n, a in latest.aliases.items() if n != name},
-                          provisioned={q: p for q, p in latest.provisioned.items() if q != name})
+                          provisioned={q: p for q, p in latest.provisioned.items() if q != name},
+                          event_invoke={q: s for q, s in latest.event_invoke.items() if q != name})
         self._functions.save_latest(latest, updated)
         self._functions.refresh_provisioned(updated, latest)
 

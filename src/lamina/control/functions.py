@@ -62,7 +62,7 @@ def _publishable(cfg: FunctionConfig) -> tuple[object, ...]:
     """What makes two configurations the same version: code and run-time settings."""
     return (cfg.code.blob_key, cfg.runtime, cfg.handler, cfg.role, cfg.timeout, cfg.memory_size,
             cfg.ephemeral_storage, tuple(sorted(cfg.environment.items())), cfg.architectures, cfg.tracing_mode,
-            cfg.layers)
+            cfg.layers, cfg.dead_letter_arn)
 
 
 class FunctionService:
@@ -229,6 +229,10 @@ class FunctionService:
             self._store.delete_version(ref.region, ref.name, version.version, account_id=ref.account_id)
             if version.version in latest.provisioned:
                 self._set_provisioned(latest, {q: p for q, p in latest.provisioned.items() if q != version.version})
+                latest = self.latest(ref)
+            if version.version in latest.event_invoke:
+                self.save_latest(latest, replace(latest, event_invoke={
+                    q: s for q, s in latest.event_invoke.items() if q != version.version}))
                 latest = self.latest(ref)
             del self._versions[key][version.version]
             self._on_delete_version(version)

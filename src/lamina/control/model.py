@@ -65,6 +65,18 @@ class ProvisionedSetting:
 
 
 @dataclass(frozen=True)
+class EventInvokeSetting:
+    """How asynchronous invocations of one qualifier are retried and where their records go
+    (PutFunctionEventInvokeConfig). None: AWS's default (2 retries, 6 hours, no destination)."""
+
+    last_modified: float
+    maximum_retry_attempts: int | None = None
+    maximum_event_age: int | None = None
+    on_success: str | None = None   # destination ARN
+    on_failure: str | None = None
+
+
+@dataclass(frozen=True)
 class LayerRef:
     """A layer version as a function references it (in order; later layers win in /opt)."""
 
@@ -160,6 +172,10 @@ class FunctionConfig:
     aliases: dict[str, Alias] = field(default_factory=dict)
     # on $LATEST: provisioned concurrency per qualifier (published version number or alias)
     provisioned: dict[str, ProvisionedSetting] = field(default_factory=dict)
+    # on $LATEST: asynchronous invocation settings per qualifier ($LATEST, version or alias)
+    event_invoke: dict[str, EventInvokeSetting] = field(default_factory=dict)
+    # DeadLetterConfig.TargetArn: where failed asynchronous events go (per version)
+    dead_letter_arn: str | None = None
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
     generation: int = 1

@@ -194,12 +194,28 @@ class Invoker:
             for env in pool:
                 pool.discard(env)
 
+    def release_admission(self, cfg: FunctionConfig) -> None:
+        """Give back a slot taken with `try_admit` that no invoke will use."""
+        self._limiter.release((cfg.account_id, cfg.region, cfg.name))
+
     # -- invoke ----------------------------------------------------------------------------
+    def try_admit(self, cfg: FunctionConfig) -> bool:
+        """Take one concurrency slot for `cfg` if the limits allow it now; the caller then
+        passes `admitted=True` to `invoke`, which gives it back. The asynchronous queue holds
+        events back this way instead of being throttled."""
+        key = (cfg.account_id, cfg.region, cfg.name)
+        if not self._limiter.admits(key):
+            return False
+        self._limiter.acquire(key)
+        return True
+
     async def invoke(self, cfg: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      invoked_arn: str | None = None, client_context: str | None = None,
-                     cognito_identity: str | None = None, tail_log: bool = False) -> InvokeResult:
-        """Run one synchronous invocation. `invoked_arn` is the ARN as the caller named the
-        function (qualifier included); `request_id` is the id the caller will be told."""
+                     cognito_identity: str | None = None, tail_log: bool = False,
+                     admitted: bool = False) -> InvokeResult:
+        """Run one invocation. `invoked_arn` is the ARN as the caller named the function
+        (qualifier included); `request_id` is the id the caller will be told; `admitted`:
+        the caller already holds the concurrency slot (`try_admit`)."""
         key = (cfg.account_id, cfg.region, cfg.name)
         pool_key = (*key, cfg.version)
         self._generations[pool_key] = max(self._generations.get(pool_key, 0), cfg.generation)
@@ -208,11 +224,12 @@ class Invoker:
             pool = self._pools[pool_key] = FunctionPool()
         request_id = request_id or str(uuid.uuid4())
         stats = self._stats.setdefault(key, FunctionStats())
-        try:
-            self._limiter.acquire(key)
-        except TooManyRequestsException:
-            stats.throttles += 1
-            raise
+        if not admitted:
+            try:
+                self._limiter.acquire(key)
+            except TooManyRequestsException:
+                stats.throttles += 1
+                raise
         try:
             env = await self._environment_for(cfg, key, pool, stats)
             stats.invocations += 1  # as Lambda's Invocations metric: throttled requests are not counted

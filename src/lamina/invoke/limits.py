@@ -64,6 +64,13 @@ class ConcurrencyLimiter:
     def forget(self, key: FunctionKey) -> None:
         self._reserved.pop(key, None)
 
+    def admits(self, key: FunctionKey) -> bool:
+        """Whether `acquire` would admit one more invocation right now."""
+        reserved = self._reserved.get(key)
+        if reserved is not None:
+            return self._inflight.get(key, 0) < reserved
+        return self._unreserved_inflight < self.account_limit - self.reserved_total
+
     def acquire(self, key: FunctionKey) -> None:
         current = self._inflight.get(key, 0)
         reserved = self._reserved.get(key)
