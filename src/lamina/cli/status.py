@@ -24,8 +24,26 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+# the asynchronous queue's columns: (title, key in a function's "async" entry)
+ASYNC_COUNTERS = (("QUEUED", "queued"), ("IN_FLIGHT", "in_flight"), ("OLDEST_S", "oldest_event_age_s"),
+                  ("ACCEPTED", "accepted"), ("SUCCEEDED", "succeeded"), ("RETRIED", "retried"),
+                  ("FAILED", "failed"), ("DEAD_LETTERED", "dead_lettered"), ("THROTTLED", "throttled"),
+                  ("DROPPED", "dropped"))
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """The first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
 def render_status(data: dict[str, Any]) -> str:
-    """One row per function (sorted by "<region>/<name>"), then one totals line."""
+    """One row per function (sorted by "<region>/<name>"), then one totals line; then, for
+    functions with asynchronous events, one row each of the queue's counters."""
     header = ["FUNCTION", *(s.upper() for s in STATES), *(title for title, _ in COUNTERS)]
     rows = [header]
     functions: dict[str, Any] = data.get("functions") or {}
@@ -34,11 +52,7 @@ def render_status(data: dict[str, Any]) -> str:
         envs = entry.get("environments") or {}
         rows.append([key, *(str(envs.get(s, 0)) for s in STATES),
                      *(_cell(entry.get(k)) for _, k in COUNTERS)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
-        lines.append("  ".join(cells).rstrip())
+    lines = _table(rows)
     if not functions:
         lines.append("(no environments)")
     lines.append(
@@ -46,6 +60,11 @@ def render_status(data: dict[str, Any]) -> str:
         f"concurrency limit {_cell(data.get('concurrency_limit'))}, "
         f"concurrent executions {_cell(data.get('concurrent_executions'))}"
     )
+    queued = {key: entry["async"] for key, entry in functions.items() if (entry or {}).get("async")}
+    if queued:
+        async_rows = [["ASYNC", *(title for title, _ in ASYNC_COUNTERS)]]
+        async_rows += [[key, *(_cell(queued[key].get(k)) for _, k in ASYNC_COUNTERS)] for key in sorted(queued)]
+        lines += ["", *_table(async_rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,20 @@ def test_no_functions() -> None:
     assert "(no environments)" in text.splitlines()
 
 
+def test_asynchronous_counters_follow_in_a_table_of_their_own() -> None:
+    data = {**SAMPLE, "functions": {**SAMPLE["functions"], "us-east-1/queue": {"async": {
+        "queued": 12, "in_flight": 2, "oldest_event_age_s": 3.5, "accepted": 20, "succeeded": 5, "retried": 1,
+        "failed": 1, "dead_lettered": 1, "throttled": 0, "dropped": 0}}}}
+    lines = render_status(data).splitlines()
+    start = lines.index("") + 1
+    assert _rows("\n".join(lines[start:])) == [
+        ["ASYNC", "QUEUED", "IN_FLIGHT", "OLDEST_S", "ACCEPTED", "SUCCEEDED", "RETRIED", "FAILED",
+         "DEAD_LETTERED", "THROTTLED", "DROPPED"],
+        ["us-east-1/queue", "12", "2", "3.5", "20", "5", "1", "1", "1", "0", "0"],
+    ]
+    assert "ASYNC" not in render_status(SAMPLE)
+
+
 def test_unreachable_server_exits_1_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
