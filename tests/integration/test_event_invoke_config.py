@@ -171,8 +171,9 @@ def test_out_of_range_values_fail_validation(unvalidated_client: Any, create_fun
         unvalidated_client.put_function_event_invoke_config(
             FunctionName=fn, DestinationConfig={"OnFailure": {"Destination": bad_arn}})
     assert_aws_error(exc.value, 400, "ValidationException",
-                     prefix=f"1 validation error detected: Value '{bad_arn}' at 'destinationConfig.onFailure.destination'"
-                            " failed to satisfy constraint: Member must satisfy regular expression pattern: ")
+                     prefix=f"1 validation error detected: Value '{bad_arn}' at "
+                            "'destinationConfig.onFailure.destination' failed to satisfy constraint: "
+                            "Member must satisfy regular expression pattern: ")
 
 
 def test_qualifier_must_match_the_name(lambda_client: Any, create_function: Callable[..., str]) -> None:
