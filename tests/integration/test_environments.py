@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -276,3 +278,40 @@ def test_idle_environment_is_reaped(short_idle_server: LaminaServer,
     r3, b3, log3 = call(client, fn)
     assert is_cold(r3, log3), "an environment idle for longer than the idle timeout must be shut down"
     assert b3["env"] != b1["env"] and b3["count"] == 1
+
+
+# --- the process that starts sandboxes ------------------------------------------------------------
+
+
+def _spawners(server_pid: int) -> list[int]:
+    """Pids of the server's spawner helper (a child of the server)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(server_pid) and b"lamina.sandbox.spawner" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_environments_start_after_the_spawner_is_killed(short_idle_server: LaminaServer,
+                                                         unique_name: Callable[[str], str]) -> None:
+    client = short_idle_server.client()
+    assert short_idle_server.proc is not None
+    server_pid = short_idle_server.proc.pid
+    fn = unique_name("spawner")
+    client.create_function(FunctionName=fn, Runtime="python3.11", Handler="app.handler", Role=ROLE,
+                           Code={"ZipFile": make_zip(probe())})
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
+    _, b1, _ = call(client, fn, {"exit": 5})
+    assert "exit status 5" in b1["errorMessage"], "the exit status reaches the server"
+    spawners = _spawners(server_pid)
+    assert len(spawners) == 1
+    os.kill(spawners[0], signal.SIGKILL)
+    r2, b2, log2 = call(client, fn)
+    assert "FunctionError" not in r2 and b2["count"] == 1 and is_cold(r2, log2)
+    assert len(_spawners(server_pid)) == 1, "a new spawner replaces the dead one"

@@ -290,7 +290,7 @@ class Environment:
         if proc is None:
             return
         self._loop.remove_reader(proc.pidfd)
-        rc = proc.popen.poll()
+        rc = proc.child.poll()
         self._drain_output()
         if self._exit_reason is None:
             self._exit_reason = self._describe_exit(rc)
@@ -416,6 +416,6 @@ class Environment:
         proc = self._proc
         if proc is not None:
             try:
-                proc.popen.wait(timeout=5)
+                proc.child.wait(timeout=5)
             except Exception:
-                proc.popen.kill()
+                proc.child.kill()

@@ -1,27 +1,35 @@
 """Linux execution environments: bubblewrap namespaces + Lamina's own cgroups.
 
-`spawn` starts one sandboxed process tree. Its first process joins the environment's
-network namespace (where the Runtime API already listens), enters the environment's
-cgroups and drops to the unprivileged sandbox uid *before* exec'ing bubblewrap, so
-nothing inside maps to host root. bubblewrap then builds the mount/pid/ipc/uts/user
-namespaces, installs the seccomp filter (with no_new_privs) and execs the runtime.
-Options (which carry environment variables) go over a pipe, never on a command line.
+`spawn` starts one sandboxed process tree through the spawner (`lamina.sandbox.spawner`),
+a small helper process whose children are the server's children. The first process joins
+the environment's network namespace (where the Runtime API already listens), enters the
+environment's cgroups and drops to the unprivileged sandbox uid *before* exec'ing
+bubblewrap, so nothing inside maps to host root. bubblewrap then builds the
+mount/pid/ipc/uts/user namespaces, installs the seccomp filter (with no_new_privs) and
+execs the runtime. Options (which carry environment variables) go over a pipe, never on
+a command line.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
-import ctypes
+import marshal
 import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import SandboxError
+from lamina.sandbox import spawner
 from lamina.sandbox.cgroups import CgroupSet
-from lamina.sandbox.netns import CLONE_NEWNET, libc, setns, unshare
 from lamina.sandbox.seccomp import build_filter
 
 # Host files a runtime needs besides /usr (dynamic loader cache, time zones, TLS roots,
@@ -33,11 +41,7 @@ ETC_FILES = (
 )
 
 SECCOMP_FILTER = build_filter()
-# Where function trees are staged for bwrap inside the first process's own mount namespace.
-STAGING = "/run"
-CLONE_NEWNS = 0x00020000
-_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
-_PR_SET_DUMPABLE = 4
+STAGING = spawner.STAGING
 
 
 @dataclass(frozen=True)
@@ -56,24 +60,124 @@ class SandboxSpec:
     hostname: str = "localhost"
 
 
+class Child:
+    """A process the server is the parent of, though the spawner started it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code (negative: killed by that signal) once it has exited, else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: the status is gone
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the exit; TimeoutError if it has not exited."""
+        code = self.poll()
+        if code is None:
+            pidfd = os.pidfd_open(self.pid)
+            try:
+                select.select([pidfd], [], [], timeout)
+            finally:
+                os.close(pidfd)
+            code = self.poll()
+        if code is None:
+            raise TimeoutError(f"process {self.pid} still running after {timeout} s")
+        return code
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 @dataclass
 class SandboxProcess:
     """A running sandbox: bwrap's pid (and pidfd), the read end of its output pipe."""
 
-    popen: subprocess.Popen[bytes]
+    child: Child
     pidfd: int
     output_fd: int
     cgroups: CgroupSet
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        return self.child.pid
 
     def close_fds(self) -> None:
         for fd in (self.pidfd, self.output_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.pidfd = self.output_fd = -1
+
+
+class _Spawner:
+    """The server's end of the spawner process, started on first use and again if it died."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        src = str(Path(spawner.__file__).resolve().parents[2])
+        code = f"import sys; sys.path[:0] = [{src!r}]; from lamina.sandbox.spawner import main; main()"
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", code, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()], close_fds=True)
+        finally:
+            theirs.close()
+        self._sock = ours
+
+    def request(self, request: spawner.Request, fds: list[int]) -> int:
+        """Send one request with its descriptors; return the new process's pid."""
+        message = marshal.dumps(request)
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        with self._lock:
+            problem = "the spawner exited"
+            for attempt in (1, 2):
+                if self._sock is None or attempt == 2 or not self._alive():
+                    self._restart()
+                assert self._sock is not None
+                try:
+                    self._sock.sendmsg([message], rights)
+                    reply = self._sock.recv(4096)
+                except OSError as exc:
+                    problem = f"the spawner is not answering: {exc}"
+                    continue
+                if reply:
+                    break
+            else:
+                raise SandboxError(problem)
+        answer = marshal.loads(reply)
+        if isinstance(answer, str):
+            raise SandboxError(f"could not start the sandbox: {answer}")
+        pid: int = answer
+        return pid
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _restart(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        self._start()
+
+
+_SPAWNER = _Spawner()
 
 
 def bwrap_path() -> str:
@@ -114,30 +218,6 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]
     return args
 
 
-def _mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int, data: bytes | None) -> None:
-    if libc.mount(source, target, fstype, flags, data) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target!r}: {os.strerror(err)}")
-
-
-def _stage_binds(plan: list[tuple[bytes, bytes]], tmp: tuple[bytes, bytes] | None) -> None:
-    """In a private mount namespace of the (still root) first process, bind each source at
-    a staging path under a fresh tmpfs, where the sandbox uid can reach it, and mount the
-    environment's own /tmp filesystem (a loop device) there too."""
-    unshare(CLONE_NEWNS)
-    _mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
-    _mount(b"lamina", STAGING.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k")
-    for src, staging in plan:
-        os.mkdir(staging, 0o755)
-        _mount(src, staging, None, _MS_BIND | _MS_REC, None)
-    if tmp is not None:
-        device, staging = tmp
-        os.mkdir(staging, 0o755)
-        _mount(device, staging, b"ext4", _MS_NOSUID | _MS_NODEV, None)
-        with contextlib.suppress(OSError):
-            os.rmdir(staging + b"/lost+found")
-
-
 def _pipe_with(data: bytes) -> int:
     """A pipe whose read end yields `data` then EOF (for bwrap's --args/--seccomp)."""
     r, w = os.pipe()
@@ -150,8 +230,16 @@ def _pipe_with(data: bytes) -> int:
     return r
 
 
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProcess:
-    """Start the sandbox. Blocking (fork + exec, a few ms): call it off the event loop."""
+    """Start the sandbox. Blocking (a few ms until bubblewrap is exec'd): call it off the
+    event loop."""
     bwrap = bwrap_path()
     binds = [(str(spec.code_dir), "/var/task")]
     if spec.runtime_dir is not None:
@@ -163,50 +251,41 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
     if spec.tmp_device is not None:
         staged["/tmp"] = f"{STAGING}/tmp"
         tmp_plan = (spec.tmp_device.encode(), staged["/tmp"].encode())
-    seccomp_fd = _pipe_with(SECCOMP_FILTER) if SECCOMP_FILTER else None
-    args_blob = b"".join(a.encode() + b"\0" for a in bwrap_args(spec, seccomp_fd, staged))
-    args_fd = _pipe_with(args_blob)
+    seccomp = bool(SECCOMP_FILTER)
+    args_blob = b"".join(a.encode() + b"\0"
+                         for a in bwrap_args(spec, spawner.SECCOMP_FD if seccomp else None, staged))
+    argv = [bwrap.encode(), b"--args", str(spawner.ARGS_FD).encode(), b"--",
+            *(a.encode() for a in spec.argv)]
+    request: spawner.Request = (stage_plan, tmp_plan, [p.encode() for p in cgroups.procs_files],
+                                spec.uid, spec.gid, argv)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    procs_files = cgroups.procs_files
-    uid, gid = spec.uid, spec.gid
-
-    def enter() -> None:  # runs in the child between fork and exec
-        setns(netns_fd, CLONE_NEWNET)
-        _stage_binds(stage_plan, tmp_plan)
-        me = str(os.getpid()).encode()
-        for path in procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, me)
-            finally:
-                os.close(fd)
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-        # Changing uid away from root clears "dumpable", which makes /proc/self/fd (where
-        # bwrap finds the bind fds) unreadable to the process itself; set it back.
-        libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
-
-    pass_fds = [args_fd] + ([seccomp_fd] if seccomp_fd is not None else [])
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    passed = [out_w, _pipe_with(args_blob), _pipe_with(SECCOMP_FILTER or b""), err_w]
     try:
-        popen = subprocess.Popen(
-            [bwrap, "--args", str(args_fd), "--", *spec.argv],
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-            pass_fds=pass_fds, preexec_fn=enter, close_fds=True, env={},
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        os.close(out_r)
-        raise SandboxError(f"could not start the sandbox: {exc}") from exc
-    finally:
-        os.close(out_w)
-        for fd in pass_fds:
+        pid = _SPAWNER.request(request, [netns_fd, *passed])
+    except SandboxError:
+        for fd in (out_r, err_r):
             os.close(fd)
+        raise
+    finally:
+        for fd in passed:
+            os.close(fd)
+    child = Child(pid)
+    try:
+        failure = _read_all(err_r)  # EOF once bubblewrap is exec'd
+    finally:
+        os.close(err_r)
+    if failure:
+        child.kill()
+        child.wait(5)
+        os.close(out_r)
+        raise SandboxError(f"could not start the sandbox: {failure.decode(errors='replace')}")
     os.set_blocking(out_r, False)
     try:
-        pidfd = os.pidfd_open(popen.pid)
+        pidfd = os.pidfd_open(pid)
     except OSError as exc:
-        popen.kill()
-        popen.wait()
+        child.kill()
+        child.wait(5)
         os.close(out_r)
         raise SandboxError(f"pidfd_open failed: {exc}") from exc
-    return SandboxProcess(popen=popen, pidfd=pidfd, output_fd=out_r, cgroups=cgroups)
+    return SandboxProcess(child=child, pidfd=pidfd, output_fd=out_r, cgroups=cgroups)
