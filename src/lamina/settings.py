@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CREDENTIALS = {"test": "test"}
+FORK_STARTS = ("scale-out", "always", "off")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Settings:
     async_consumers: int = 64
     # an SQS-compatible endpoint for SQS destinations and dead-letter queues; None: refused
     sqs_endpoint: str | None = None
+    # when Python environments are forked from a zygote: "scale-out" (a function's second and
+    # later concurrent environments), "always" (its first too, once the zygote is up) or "off"
+    fork_starts: str = "scale-out"
 
     @property
     def effective_capacity_mb(self) -> int:
@@ -83,6 +87,8 @@ class Settings:
             )
         if self.sandbox_uid == 0 or self.sandbox_gid == 0:
             raise ValueError("sandboxes must not run as host root (sandbox uid/gid 0)")
+        if self.fork_starts not in FORK_STARTS:
+            raise ValueError(f"LAMINA_FORK_STARTS must be one of {', '.join(FORK_STARTS)}, not {self.fork_starts!r}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -112,6 +118,8 @@ class Settings:
             values["async_retry_delays"] = _delays(env["LAMINA_ASYNC_RETRY_DELAYS"])
         if "LAMINA_ASYNC_CONSUMERS" in env:
             values["async_consumers"] = max(1, int(env["LAMINA_ASYNC_CONSUMERS"]))
+        if "LAMINA_FORK_STARTS" in env:
+            values["fork_starts"] = env["LAMINA_FORK_STARTS"].strip().lower()
         if env.get("LAMINA_SQS_ENDPOINT"):
             values["sqs_endpoint"] = env["LAMINA_SQS_ENDPOINT"]
         if "LAMINA_CREDENTIALS" in env:

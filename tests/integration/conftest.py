@@ -139,3 +139,13 @@ def wait_updated(lambda_client: Any) -> Callable[[str], None]:
     def wait(name: str) -> None:
         lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
     return wait
+
+
+@pytest.fixture(scope="session")
+def forking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
+    """A server whose Python environments all fork from their function's zygote, even the
+    first (the default forks only when a function scales out)."""
+    srv = LaminaServer(tmp_path_factory.mktemp("lamina-forking") / "data", env={"LAMINA_FORK_STARTS": "always"})
+    srv.start()
+    yield srv
+    srv.stop()

@@ -44,6 +44,18 @@ def handler(event, context):
 """
 
 
+@pytest.fixture(scope="module", params=["spawned", "forked"])
+def server(request: pytest.FixtureRequest, server: LaminaServer, forking_server: LaminaServer) -> LaminaServer:
+    """Every lifecycle test runs against environments started afresh and against
+    environments forked from a zygote."""
+    return server if request.param == "spawned" else forking_server
+
+
+@pytest.fixture(scope="module")
+def lambda_client(server: LaminaServer) -> Any:
+    return server.client()
+
+
 def probe(version: str = "v1") -> dict[str, str | bytes]:
     return {"app.py": PROBE + f"VERSION = {version!r}\n"}
 

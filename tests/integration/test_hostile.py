@@ -22,10 +22,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import LaminaServer
 
 Fn = Callable[..., str]
 ALLOWED_WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@pytest.fixture(scope="module", params=["spawned", "forked"])
+def server(request: pytest.FixtureRequest, server: LaminaServer, forking_server: LaminaServer) -> LaminaServer:
+    """Every test runs against environments started afresh and against environments forked
+    from a zygote, which must contain and withstand exactly the same."""
+    return server if request.param == "spawned" else forking_server
+
+
+@pytest.fixture(scope="module")
+def lambda_client(server: LaminaServer) -> Any:
+    return server.client()
 
 
 def call(client: Any, name: str, event: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:

@@ -17,7 +17,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:3001"
 STATES = ("starting", "idle", "busy", "provisioned")
 # (column title, key in a function's entry)
 COUNTERS = (("CONC", "concurrent_executions"), ("INVOKES", "invocations"), ("ERRORS", "errors"),
-            ("THROTTLES", "throttles"), ("COLD", "cold_starts"), ("MEM_MB", "memory_mb"))
+            ("THROTTLES", "throttles"), ("COLD", "cold_starts"), ("FORKED", "forked_starts"),
+            ("MEM_MB", "memory_mb"))
 
 
 def _cell(value: Any) -> str:

@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,13 @@ from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, ConcurrencyLimiter
 from lamina.invoke.pool import FunctionKey, FunctionPool, PoolKey
 from lamina.observe.logs import LogSink, tail
 from lamina.runtimeapi.channel import Invocation, RuntimeReply
-from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.runtimes.catalog import RuntimeCatalog, RuntimeLaunch
 from lamina.sandbox import cgroups
 from lamina.sandbox.cgroups import limits_for
 from lamina.sandbox.environment import Environment, EnvState
 from lamina.sandbox.linux import SandboxSpec
 from lamina.sandbox.scratch import ScratchPool
+from lamina.sandbox.zygote import Zygote, ZygoteState
 from lamina.settings import Settings
 
 log = logging.getLogger("lamina.invoke")
@@ -57,6 +58,7 @@ class FunctionStats:
     errors: int = 0
     throttles: int = 0
     cold_starts: int = 0
+    forked_starts: int = 0  # of the cold starts, those forked from the function's zygote
 
 
 def _trace_id() -> str:
@@ -87,6 +89,11 @@ class Invoker:
         self._provisioning: dict[PoolKey, asyncio.Task[None]] = {}
         # sandbox spawns are CPU-bound: more at once than a few per core only slows each of them
         self._starting = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
+        # one zygote per (function, version), for its current generation; older ones wait
+        # in _retired until the environments they forked have ended
+        self._zygotes: dict[PoolKey, Zygote] = {}
+        self._zygote_starts: dict[PoolKey, asyncio.Task[bool]] = {}
+        self._retired: list[Zygote] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +117,12 @@ class Invoker:
             for env in pool:
                 pool.discard(env)
         self._pools.clear()
+        for starting in list(self._zygote_starts.values()):
+            starting.cancel()
+        for zygote in [*self._zygotes.values(), *self._retired]:
+            zygote.destroy()
+        self._zygotes.clear()
+        self._retired.clear()
         await self._scratch.aclose()
 
     async def _reap_forever(self) -> None:
@@ -118,6 +131,30 @@ class Invoker:
             await asyncio.sleep(interval)
             for pool in self._pools.values():
                 pool.reap_idle(self._settings.idle_timeout)
+            self._reap_zygotes(time.monotonic() - self._settings.idle_timeout)
+
+    def _reap_zygotes(self, idle_since: float) -> None:
+        """Stop retired zygotes whose environments have all ended, and zygotes that have
+        forked nothing since `idle_since` and have no environment left."""
+        for zygote in [z for z in self._retired if z.live <= 0]:
+            zygote.destroy()
+            self._retired.remove(zygote)
+        for pool_key, zygote in list(self._zygotes.items()):
+            if zygote.live <= 0 and (zygote.state is ZygoteState.DEAD or zygote.last_used < idle_since) \
+                    and pool_key not in self._zygote_starts:
+                zygote.destroy()
+                del self._zygotes[pool_key]
+
+    def _retire_zygote(self, pool_key: PoolKey) -> None:
+        zygote = self._zygotes.pop(pool_key, None)
+        starting = self._zygote_starts.pop(pool_key, None)
+        if starting is not None:
+            starting.cancel()
+        if zygote is not None:
+            if zygote.live <= 0:
+                zygote.destroy()
+            else:
+                self._retired.append(zygote)
 
     # -- control-plane notifications -----------------------------------------------------
     def function_changed(self, cfg: FunctionConfig) -> None:
@@ -128,6 +165,9 @@ class Invoker:
         pool = self._pools.get((*key, cfg.version))
         if pool is not None:
             pool.retire_older_than(cfg.generation)
+        zygote = self._zygotes.get((*key, cfg.version))
+        if zygote is not None and zygote.generation != cfg.generation:
+            self._retire_zygote((*key, cfg.version))
 
     # -- provisioned concurrency ------------------------------------------------------------
     def provision(self, cfg: FunctionConfig, requested: int) -> None:
@@ -193,6 +233,7 @@ class Invoker:
         if pool is not None:
             for env in pool:
                 pool.discard(env)
+        self._retire_zygote(pool_key)
 
     def release_admission(self, cfg: FunctionConfig) -> None:
         """Give back a slot taken with `try_admit` that no invoke will use."""
@@ -337,8 +378,52 @@ class Invoker:
                 b'{"errorType":"Runtime.InvalidEntrypoint","errorMessage":"Couldn\'t find valid bootstrap(s): '
                 b'[/var/task/bootstrap /opt/bootstrap]"}'), "Runtime.InvalidEntrypoint"))
         else:
-            await env.start(self._starting)
+            pool_key = (cfg.account_id, cfg.region, cfg.name, cfg.version)
+            scaling_out = any(other is not env and other.key == cfg.generation for other in pool)
+            zygote = await self._zygote_for(cfg, pool_key, launch, spec, scaling_out)
+            await env.start(self._starting, zygote)
+            if env.zygote is not None:
+                self._stats.setdefault(pool_key[:3], FunctionStats()).forked_starts += 1
         return env
+
+    async def _zygote_for(self, cfg: FunctionConfig, pool_key: PoolKey, launch: RuntimeLaunch | None,
+                          spec: SandboxSpec, scaling_out: bool) -> Zygote | None:
+        """The function's zygote, once ready, if this environment should fork from it: when
+        the function scales out (another environment of its configuration exists) or, with
+        "always", from its first environment on. Starts the zygote when there is none and
+        waits for it: a fork is far cheaper than the start it replaces."""
+        mode = self._settings.fork_starts
+        if mode == "off" or launch is None or launch.zygote_argv is None or spec.argv != launch.argv:
+            return None
+        if mode == "scale-out" and not scaling_out:
+            return None
+        zygote = self._zygotes.get(pool_key)
+        if zygote is not None and zygote.generation != cfg.generation:
+            self._retire_zygote(pool_key)
+            zygote = None
+        if zygote is None:
+            zygote = Zygote(
+                spec=replace(spec, argv=launch.zygote_argv, tmp_device=None, tmp_mb=1, zygote=True,
+                             env={k: v for k, v in spec.env.items() if k != "AWS_LAMBDA_LOG_STREAM_NAME"}),
+                # each environment forked leaves ~0.4 MB charged here (the pages the zygote
+                # dirtied after the fork, the page tables of the fork) for as long as it lives
+                limits=limits_for(cfg.memory_size + self._limiter.account_limit, 1, self._settings.pids_limit),
+                cgroup_base=self._cgroup_base, generation=cfg.generation)
+            self._zygotes[pool_key] = zygote
+            # not behind the start gate: the environments queued there are waiting for it
+            start = asyncio.get_running_loop().create_task(zygote.start())
+            self._zygote_starts[pool_key] = start
+
+            def started(done: asyncio.Task[bool]) -> None:
+                if self._zygote_starts.get(pool_key) is done:
+                    del self._zygote_starts[pool_key]
+
+            start.add_done_callback(started)
+        pending = self._zygote_starts.get(pool_key)
+        if pending is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(pending)
+        return zygote if zygote.state is ZygoteState.READY else None
 
     def _environment_variables(self, cfg: FunctionConfig) -> dict[str, str]:
         launch = self._catalog.get(cfg.runtime or "")
@@ -387,7 +472,9 @@ class Invoker:
             functions[f"{region}/{name}"] = {
                 "environments": counts, "concurrent_executions": self._limiter.inflight(key),
                 "invocations": stats.invocations, "errors": stats.errors, "throttles": stats.throttles,
-                "cold_starts": stats.cold_starts, "memory_mb": memory,
+                "cold_starts": stats.cold_starts, "forked_starts": stats.forked_starts, "memory_mb": memory,
+                "zygotes": sum(1 for pool_key, z in self._zygotes.items()
+                               if pool_key[:3] == key and z.state is ZygoteState.READY),
             }
         return {
             "capacity_mb": self._capacity.capacity_mb, "reserved_mb": self._capacity.reserved_mb,

@@ -35,6 +35,7 @@ class RuntimeLaunch:
     runtime_dir: Path | None        # bound at /var/runtime
     execution_env: str | None       # AWS_EXECUTION_ENV
     extra_env: tuple[tuple[str, str], ...] = ()
+    zygote_argv: tuple[str, ...] | None = None  # a zygote that forks environments (lamina.sandbox.zygote)
 
 
 def deprecation_message(runtime: str) -> str:
@@ -54,10 +55,11 @@ def _node_major(node: Path) -> int | None:
 def _precompile(python: Path) -> None:
     """Write the runtime's bytecode for this interpreter (the sandbox sees it read-only),
     so that cold starts load it instead of compiling it."""
-    source = RUNTIME_FILES / "python" / "_lamina_runtime.py"
+    sources = [str(RUNTIME_FILES / "python" / name) for name in ("_lamina_runtime.py", "_lamina_zygote.py")]
     with contextlib.suppress(OSError, subprocess.SubprocessError):  # else it compiles itself at each start
-        subprocess.run([str(python), "-c", "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)",
-                        str(source)], capture_output=True, timeout=30, check=True)
+        subprocess.run([str(python), "-c",
+                        "import py_compile, sys\nfor f in sys.argv[1:]: py_compile.compile(f, doraise=True)",
+                        *sources], capture_output=True, timeout=30, check=True)
 
 
 class RuntimeCatalog:
@@ -76,6 +78,7 @@ class RuntimeCatalog:
                     RUNTIME_FILES / "python", f"AWS_Lambda_{name}",
                     (("PYTHONPATH", f"/var/runtime:/var/task:/opt/python/lib/python{version}/site-packages:"
                                     "/opt/python"),),
+                    (str(python), "-B", "-S", "/var/runtime/zygote.py"),
                 )
         node = usr_bin / "node"
         major = _node_major(node) if node.is_file() else None

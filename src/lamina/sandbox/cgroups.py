@@ -62,6 +62,11 @@ class CgroupSet:
         """Files the environment's first process writes its pid into (before exec)."""
         return [str(p / "cgroup.procs") for p in (*self.v1.values(), self.unified)]
 
+    def attach(self, pid: int) -> None:
+        """Move a running process (and the children it starts later) into every group."""
+        for path in self.procs_files:
+            _write(Path(path), str(pid))
+
     def create(self, limits: CgroupLimits) -> None:
         for path in (*self.v1.values(), self.unified):
             path.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import enum
 import json
+import logging
 import math
 import os
 import socket
@@ -34,6 +35,10 @@ from lamina.runtimeapi.server import serve
 from lamina.sandbox.cgroups import CgroupLimits, CgroupSet
 from lamina.sandbox.linux import SandboxProcess, SandboxSpec, spawn
 from lamina.sandbox.netns import new_netns_listener
+from lamina.sandbox.scratch import detached_mount
+from lamina.sandbox.zygote import Zygote
+
+log = logging.getLogger("lamina.sandbox")
 
 INIT_TIMEOUT_SECONDS = 10.0
 _SIGNAL_NAMES = {6: "aborted", 7: "bus error", 9: "killed", 11: "segmentation fault"}
@@ -105,6 +110,7 @@ class Environment:
         self._max_memory = 0
         self._destroyed = False
         self._parked_waiter: asyncio.Future[bool] | None = None
+        self.zygote: Zygote | None = None  # set when forked from one
 
     # -- state -----------------------------------------------------------------------------
     def _transition(self, new: EnvState) -> None:
@@ -113,25 +119,28 @@ class Environment:
         self.state = new
 
     # -- start -------------------------------------------------------------------------------
-    async def start(self, gate: asyncio.Semaphore | None = None) -> RuntimeReply | None:
-        """Start the sandbox and wait for init. Returns None when ready, or the init failure
-        (the environment is then DEAD). `gate` bounds how many spawns run at once (the wait
-        for the function's own init is outside it)."""
+    async def start(self, gate: asyncio.Semaphore | None = None, zygote: Zygote | None = None) -> RuntimeReply | None:
+        """Start the sandbox (forked from `zygote` when given and it can) and wait for init.
+        Returns None when ready, or the init failure (the environment is then DEAD). `gate`
+        bounds how many starts run at once (the wait for the function's own init is
+        outside it)."""
         failure: RuntimeReply | None
         started = time.perf_counter()
         try:
             async with gate or contextlib.nullcontext():
-                ns_fd, sock = await self._loop.run_in_executor(None, self._prepare_netns_and_cgroups)
-                try:
-                    self._server = await serve(sock, self._channel)
-                    self._proc = await self._loop.run_in_executor(None, spawn, self.spec, self._cgroups, ns_fd)
-                finally:
-                    os.close(ns_fd)
+                if zygote is None or not await self._fork_from(zygote):
+                    ns_fd, sock = await self._loop.run_in_executor(None, self._prepare_netns_and_cgroups)
+                    try:
+                        self._server = await serve(sock, self._channel)
+                        self._proc = await self._loop.run_in_executor(None, spawn, self.spec, self._cgroups, ns_fd)
+                    finally:
+                        os.close(ns_fd)
         except (OSError, SandboxError) as exc:
             self._init_failure = RuntimeReply(
                 False, _error_payload("Runtime.Unknown", f"could not start environment: {exc}"), "Runtime.Unknown")
             self._die()
             return self._init_failure
+        assert self._proc is not None
         self._loop.add_reader(self._proc.output_fd, self._read_output)
         self._loop.add_reader(self._proc.pidfd, self._process_exited)
         try:
@@ -165,6 +174,35 @@ class Environment:
     def _prepare_netns_and_cgroups(self) -> tuple[int, socket.socket]:
         self._cgroups.create(self._limits)
         return new_netns_listener()
+
+    async def _fork_from(self, zygote: Zygote) -> bool:
+        """Start as a fork of `zygote`. False (nothing left behind) when that failed."""
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        tmp_fd: int | None = None
+        try:
+            await self._loop.run_in_executor(None, self._cgroups.create, self._limits)
+            if self.spec.tmp_device is not None:
+                tmp_fd = await self._loop.run_in_executor(None, detached_mount, self.spec.tmp_device)
+            child, sock = await self._loop.run_in_executor(
+                None, zygote.fork, dict(self.spec.env), out_w, tmp_fd, self.spec.tmp_mb, self._cgroups)
+        except (OSError, SandboxError) as exc:
+            os.set_blocking(out_r, False)
+            with contextlib.suppress(OSError):
+                exc = SandboxError(f"{exc} {os.read(out_r, 4096).decode(errors='replace').strip()}".strip())
+            log.warning("could not fork an environment from the zygote, starting one afresh: %s", exc)
+            os.close(out_r)
+            self._cgroups.kill()
+            return False
+        finally:
+            os.close(out_w)
+            if tmp_fd is not None:
+                os.close(tmp_fd)
+        zygote.live += 1
+        self.zygote = zygote
+        os.set_blocking(out_r, False)
+        self._proc = SandboxProcess(child=child, pidfd=os.dup(child.pidfd), output_fd=out_r, cgroups=self._cgroups)
+        self._server = await serve(sock, self._channel)
+        return True
 
     # -- invoke --------------------------------------------------------------------------------
     async def invoke(self, invocation: Invocation, timeout_s: float) -> Outcome:
@@ -331,19 +369,9 @@ class Environment:
 
     # -- output -----------------------------------------------------------------------------------
     def _read_output(self) -> None:
-        proc = self._proc
-        if proc is None or proc.output_fd < 0:
-            return
-        try:
-            data = os.read(proc.output_fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._loop.remove_reader(proc.output_fd)
-            return
-        self._emit(data)
+        data = self._proc.read_output(self._loop) if self._proc is not None else b""
+        if data:
+            self._emit(data)
 
     def _drain_output(self) -> None:
         """Read everything already written, so that it lands before END/REPORT."""
@@ -399,23 +427,15 @@ class Environment:
         if self._destroyed:
             return
         self._destroyed = True
+        if self.zygote is not None:
+            self.zygote.live -= 1
         if self._server is not None:
             self._server.close()
-        proc = self._proc
-        if proc is not None:
-            # readers off and descriptors closed here, on the loop thread, so that no read can
-            # meet a descriptor number that a thread has closed and the kernel has reused
-            for fd in (proc.output_fd, proc.pidfd):
-                if fd >= 0:
-                    self._loop.remove_reader(fd)
-            proc.close_fds()
+        if self._proc is not None:
+            self._proc.detach(self._loop)
         self._loop.run_in_executor(None, self._reap)
 
     def _reap(self) -> None:
         self._cgroups.destroy()
-        proc = self._proc
-        if proc is not None:
-            try:
-                proc.child.wait(timeout=5)
-            except Exception:
-                proc.child.kill()
+        if self._proc is not None:
+            self._proc.reap()

@@ -13,6 +13,7 @@ a command line.
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import marshal
 import os
@@ -26,6 +27,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lamina.errors import SandboxError
 from lamina.sandbox import spawner
@@ -41,6 +43,9 @@ ETC_FILES = (
 )
 
 SECCOMP_FILTER = build_filter()
+# A zygote creates and mounts the namespaces of the environments it forks; they install
+# SECCOMP_FILTER themselves before anything else runs.
+ZYGOTE_SECCOMP_FILTER = build_filter(allow=frozenset({"unshare", "mount", "move_mount"}))
 STAGING = spawner.STAGING
 
 
@@ -58,6 +63,17 @@ class SandboxSpec:
     uid: int = 65534
     gid: int = 65534
     hostname: str = "localhost"
+    zygote: bool = False             # may create user namespaces and mount (see ZYGOTE_SECCOMP_FILTER)
+
+
+class Process(Protocol):
+    """What the server needs of an environment's first process."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float) -> int: ...
+    def kill(self) -> None: ...
 
 
 class Child:
@@ -103,7 +119,7 @@ class Child:
 class SandboxProcess:
     """A running sandbox: bwrap's pid (and pidfd), the read end of its output pipe."""
 
-    child: Child
+    child: Process
     pidfd: int
     output_fd: int
     cgroups: CgroupSet
@@ -117,6 +133,36 @@ class SandboxProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.pidfd = self.output_fd = -1
+
+    def read_output(self, loop: asyncio.AbstractEventLoop) -> bytes:
+        """What the sandbox wrote since the last read, b"" if nothing; at EOF `loop` stops
+        watching the output (for a reader added with loop.add_reader)."""
+        if self.output_fd < 0:
+            return b""
+        try:
+            data = os.read(self.output_fd, 65536)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(self.output_fd)
+        return data
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop watching and close the descriptors, on the loop's thread, so that no read can
+        meet a descriptor number that a thread has closed and the kernel has reused."""
+        for fd in (self.output_fd, self.pidfd):
+            if fd >= 0:
+                loop.remove_reader(fd)
+        self.close_fds()
+
+    def reap(self) -> None:
+        """Wait (blocking, up to 5 s) for the first process to end, else kill it."""
+        try:
+            self.child.wait(timeout=5)
+        except Exception:
+            self.child.kill()
 
 
 class _Spawner:
@@ -193,7 +239,7 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]
     needs no search permission on the host directories above them."""
     args = [
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--disable-userns", "--die-with-parent", "--new-session",
+        *(() if spec.zygote else ("--disable-userns",)), "--die-with-parent", "--new-session",
         "--uid", str(spec.uid), "--gid", str(spec.gid), "--hostname", spec.hostname,
         "--ro-bind", "/usr", "/usr",
         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -237,9 +283,9 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProcess:
+def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int, extra_fds: Sequence[int] = ()) -> SandboxProcess:
     """Start the sandbox. Blocking (a few ms until bubblewrap is exec'd): call it off the
-    event loop."""
+    event loop. The sandboxed program finds `extra_fds` from fd 6 on."""
     bwrap = bwrap_path()
     binds = [(str(spec.code_dir), "/var/task")]
     if spec.runtime_dir is not None:
@@ -251,7 +297,8 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
     if spec.tmp_device is not None:
         staged["/tmp"] = f"{STAGING}/tmp"
         tmp_plan = (spec.tmp_device.encode(), staged["/tmp"].encode())
-    seccomp = bool(SECCOMP_FILTER)
+    seccomp_filter = ZYGOTE_SECCOMP_FILTER if spec.zygote else SECCOMP_FILTER
+    seccomp = bool(seccomp_filter)
     args_blob = b"".join(a.encode() + b"\0"
                          for a in bwrap_args(spec, spawner.SECCOMP_FD if seccomp else None, staged))
     argv = [bwrap.encode(), b"--args", str(spawner.ARGS_FD).encode(), b"--",
@@ -260,9 +307,9 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int) -> SandboxProces
                                 spec.uid, spec.gid, argv)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    passed = [out_w, _pipe_with(args_blob), _pipe_with(SECCOMP_FILTER or b""), err_w]
+    passed = [out_w, _pipe_with(args_blob), _pipe_with(seccomp_filter or b""), err_w]
     try:
-        pid = _SPAWNER.request(request, [netns_fd, *passed])
+        pid = _SPAWNER.request(request, [netns_fd, *passed, *extra_fds])
     except SandboxError:
         for fd in (out_r, err_r):
             os.close(fd)

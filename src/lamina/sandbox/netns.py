@@ -42,6 +42,19 @@ def _bring_up_loopback() -> None:
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
+def new_netns() -> int:
+    """A fresh network namespace (only a loopback device, down): its fd."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        unshare(CLONE_NEWNET)
+        try:
+            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            setns(home, CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
 def new_netns_listener(port: int = 9001) -> tuple[int, socket.socket]:
     """Create a network namespace with a non-blocking listener on 127.0.0.1:`port` inside.
 

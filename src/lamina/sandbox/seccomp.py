@@ -52,13 +52,15 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def build_filter(machine: str | None = None) -> bytes | None:
-    """The filter for this machine's architecture, or None where Lamina has no table."""
+def build_filter(machine: str | None = None, allow: frozenset[str] = frozenset()) -> bytes | None:
+    """The filter for this machine's architecture, or None where Lamina has no table.
+    `allow` names calls to let through after all (a zygote needs to create namespaces
+    and mount for the environments it forks, which then install the full filter)."""
     machine = machine or platform.machine()
     if machine not in _ARCHES:
         return None
     audit_arch, table = _ARCHES[machine]
-    numbers = sorted(set(table.values()))
+    numbers = sorted({nr for name, nr in table.items() if name not in allow})
     n = len(numbers)
     deny_at = 4 + n + 1  # index of the "return EPERM" instruction
     prog = [

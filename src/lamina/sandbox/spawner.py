@@ -13,7 +13,7 @@ drops to the sandbox uid and execs bubblewrap.
 Protocol, over a SOCK_SEQPACKET socket: the server sends one message per sandbox, a
 marshalled `Request` tuple with five descriptors (network namespace, output pipe,
 bwrap's --args pipe, its --seccomp pipe or any stand-in when there is no filter, an error
-pipe). The spawner
+pipe) and any extra ones for the sandboxed program, which finds them from fd 6 on. The spawner
 answers with the marshalled pid (an int) or an error string. The child writes to the
 error pipe only when it fails before exec; the pipe is close-on-exec, so EOF without
 data means bubblewrap is running.
@@ -41,7 +41,7 @@ from lamina.sandbox.netns import CLONE_NEWNET, libc, setns, unshare
 ARGS_FD = 3
 SECCOMP_FD = 4
 _ERR_FD = 5
-_FDS_PER_REQUEST = 5
+_FDS_PER_REQUEST = 5  # and any extra ones, which the child finds from fd 6 on
 _MAX_MESSAGE = 1 << 20
 
 CLONE_NEWNS = 0x00020000
@@ -100,7 +100,7 @@ def _become_sandbox(request: Request, fds: list[int]) -> None:
     """In the child: set up, then exec bubblewrap. Never returns."""
     stage_plan, tmp_plan, procs_files, uid, gid, argv = request
     try:
-        netns, out, args, seccomp, err = (fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds)  # clear of 0..5
+        netns, out, args, seccomp, err, *extra = (fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds)  # clear of 0..9
         os.dup2(err, _ERR_FD, inheritable=False)
         setns(netns, CLONE_NEWNET)
         _stage_binds(stage_plan, tmp_plan)
@@ -123,7 +123,9 @@ def _become_sandbox(request: Request, fds: list[int]) -> None:
         os.dup2(out, 2)
         os.dup2(args, ARGS_FD)
         os.dup2(seccomp, SECCOMP_FD)
-        os.closerange(_ERR_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        for number, fd in enumerate(extra, _ERR_FD + 1):
+            os.dup2(fd, number)
+        os.closerange(_ERR_FD + 1 + len(extra), os.sysconf("SC_OPEN_MAX"))
         os.execve(argv[0], argv, {})
     except BaseException as exc:  # reported to the server, then exit
         with contextlib.suppress(BaseException):
@@ -133,7 +135,7 @@ def _become_sandbox(request: Request, fds: list[int]) -> None:
 
 
 def _serve(sock: socket.socket) -> None:
-    fd_bytes = array.array("i").itemsize * _FDS_PER_REQUEST
+    fd_bytes = array.array("i").itemsize * (_FDS_PER_REQUEST + 4)
     while True:
         try:
             data, ancdata, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(fd_bytes))
@@ -148,7 +150,7 @@ def _serve(sock: socket.socket) -> None:
         received = list(fds)
         try:
             request: Request = marshal.loads(data)
-            if len(received) != _FDS_PER_REQUEST:
+            if len(received) < _FDS_PER_REQUEST:
                 raise OSError(f"expected {_FDS_PER_REQUEST} descriptors, got {len(received)}")
             pid = _clone_parent()
             if pid == 0:

@@ -14,10 +14,10 @@ SAMPLE = {
     "functions": {
         "us-east-1/zeta": {"environments": {"starting": 1, "idle": 0, "busy": 2, "provisioned": 0},
                            "concurrent_executions": 3, "invocations": 1234, "errors": 5, "throttles": 7,
-                           "cold_starts": 3, "memory_mb": 384},
+                           "cold_starts": 3, "forked_starts": 2, "memory_mb": 384},
         "eu-west-1/alpha": {"environments": {"idle": 2},
                             "concurrent_executions": 0, "invocations": 9, "errors": 0, "throttles": 0,
-                            "cold_starts": 2, "memory_mb": 256},
+                            "cold_starts": 2, "forked_starts": 0, "memory_mb": 256},
     },
 }
 
@@ -29,9 +29,9 @@ def _rows(text: str) -> list[list[str]]:
 def test_table_has_one_sorted_row_per_function_and_a_totals_line() -> None:
     rows = _rows(render_status(SAMPLE))
     assert rows[0] == ["FUNCTION", "STARTING", "IDLE", "BUSY", "PROVISIONED", "CONC", "INVOKES", "ERRORS",
-                       "THROTTLES", "COLD", "MEM_MB"]
-    assert rows[1] == ["eu-west-1/alpha", "0", "2", "0", "0", "0", "9", "0", "0", "2", "256"]
-    assert rows[2] == ["us-east-1/zeta", "1", "0", "2", "0", "3", "1234", "5", "7", "3", "384"]
+                       "THROTTLES", "COLD", "FORKED", "MEM_MB"]
+    assert rows[1] == ["eu-west-1/alpha", "0", "2", "0", "0", "0", "9", "0", "0", "2", "0", "256"]
+    assert rows[2] == ["us-east-1/zeta", "1", "0", "2", "0", "3", "1234", "5", "7", "3", "2", "384"]
     assert render_status(SAMPLE).splitlines()[-1] == (
         "capacity 18078 MB, reserved 640 MB, concurrency limit 141, concurrent executions 3")
 
@@ -45,7 +45,7 @@ def test_columns_are_aligned() -> None:
 def test_missing_fields_show_as_dashes() -> None:
     text = render_status({"functions": {"us-east-1/f": {"environments": {"busy": 1}}}})
     rows = _rows(text)
-    assert rows[1] == ["us-east-1/f", "0", "0", "1", "0", "-", "-", "-", "-", "-", "-"]
+    assert rows[1] == ["us-east-1/f", "0", "0", "1", "0", "-", "-", "-", "-", "-", "-", "-"]
     assert text.splitlines()[-1] == "capacity - MB, reserved - MB, concurrency limit -, concurrent executions -"
 
 

@@ -40,3 +40,11 @@ def test_serve_refuses_a_public_address_with_default_keys() -> None:
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert "LAMINA_CREDENTIALS" in done.stderr
+
+
+def test_fork_starts_setting() -> None:
+    assert Settings().fork_starts == "scale-out"
+    assert Settings.from_env({"LAMINA_FORK_STARTS": " Always "}).fork_starts == "always"
+    Settings.from_env({"LAMINA_FORK_STARTS": "off"}).validate()
+    with pytest.raises(ValueError, match="LAMINA_FORK_STARTS must be one of scale-out, always, off"):
+        Settings.from_env({"LAMINA_FORK_STARTS": "sometimes"}).validate()

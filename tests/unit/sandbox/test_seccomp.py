@@ -3,8 +3,8 @@ import struct
 from lamina.sandbox.seccomp import build_filter
 
 
-def _program(machine: str) -> list[tuple[int, int, int, int]]:
-    blob = build_filter(machine)
+def _program(machine: str, allow: frozenset[str] = frozenset()) -> list[tuple[int, int, int, int]]:
+    blob = build_filter(machine, allow)
     assert blob is not None and len(blob) % 8 == 0
     return [struct.unpack("HBBI", blob[i:i + 8]) for i in range(0, len(blob), 8)]
 
@@ -41,3 +41,15 @@ def test_x86_64_filter_denies_mount_and_allows_read() -> None:
 
 def test_unknown_machine_has_no_filter() -> None:
     assert build_filter("sparc") is None
+
+
+def test_zygote_filter_lets_only_the_named_calls_through() -> None:
+    prog = _program("x86_64", frozenset({"unshare", "mount", "move_mount"}))
+    allow, eperm = 0x7FFF0000, 0x00050001
+    arch = 0xC000003E
+    assert _run(prog, arch, 165) == allow        # mount
+    assert _run(prog, arch, 272) == allow        # unshare
+    assert _run(prog, arch, 429) == allow        # move_mount
+    assert _run(prog, arch, 166) == eperm        # umount2 still refused
+    assert _run(prog, arch, 101) == eperm        # ptrace still refused
+    assert _run(prog, arch, 308) == eperm        # setns still refused
