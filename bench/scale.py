@@ -45,6 +45,12 @@ def _server_env(environments: int) -> dict[str, str]:
             "LAMINA_CONCURRENCY_LIMIT": str(environments + 100), "LAMINA_IDLE_TIMEOUT": "600"}
 
 
+def _create_sleeper(client: Any, name: str) -> None:
+    client.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=ROLE,
+                           Code={"ZipFile": _zip(SLEEPER)}, MemorySize=128, Timeout=60)
+    client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
 def _status(endpoint: str) -> dict[str, Any]:
     with urllib.request.urlopen(endpoint + "/_lamina/status", timeout=5) as resp:
         data: dict[str, Any] = json.loads(resp.read())
@@ -125,9 +131,7 @@ def _env_memory(server_pid: int) -> dict[str, Any]:
 
 def scale_up(endpoint: str, client: Any, count: int, sleep: float, server_pid: int | None) -> dict[str, Any]:
     name = f"scale-up-{uuid.uuid4().hex[:8]}"
-    client.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role=ROLE,
-                           Code={"ZipFile": _zip(SLEEPER)}, MemorySize=128, Timeout=60)
-    client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    _create_sleeper(client, name)
     url = f"{endpoint}/2015-03-31/functions/{name}/invocations"
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -197,6 +201,7 @@ def scale_up(endpoint: str, client: Any, count: int, sleep: float, server_pid: i
     after = _status(endpoint)
     out["status_after"] = {k: v for k, v in after.items() if k != "functions"}
     out["status_after_function"] = after.get("functions", {}).get(f"us-east-1/{name}")
+    out["scale_up_forked_starts"] = (out["status_after_function"] or {}).get("forked_starts")
     if server_pid is not None:
         out.update(_env_memory(server_pid))
     return out
@@ -229,6 +234,38 @@ def cold_under_load(client: Any, functions: int, parallel: int) -> dict[str, flo
     return out
 
 
+def _init_ms(resp: dict[str, Any]) -> float:
+    tail = base64.b64decode(resp["LogResult"]).decode()
+    init = [p for p in tail.replace("\n", "\t").split("\t") if p.strip().startswith("Init Duration:")]
+    return float(init[0].split()[2]) if init else float("nan")
+
+
+def fork_starts(endpoint: str, client: Any, count: int) -> dict[str, float]:
+    """New environments of one function started one at a time on a quiet machine while the
+    earlier ones are still busy, so each is a scale-out start (forked from the zygote)."""
+    name = f"scale-fork-{uuid.uuid4().hex[:8]}"
+    _create_sleeper(client, name)
+    hold = json.dumps({"sleep": 0.2 * count + 2}).encode()
+
+    def invoke(_: int) -> dict[str, Any]:
+        resp: dict[str, Any] = client.invoke(FunctionName=name, Payload=hold, LogType="Tail")
+        return resp
+
+    with cf.ThreadPoolExecutor(count + 1) as pool:
+        first = pool.submit(invoke, 0)
+        time.sleep(1.0)  # the first environment starts afresh (and the zygote with it)
+        later = []
+        for i in range(count):
+            later.append(pool.submit(invoke, i + 1))
+            time.sleep(0.2)
+        first_init = _init_ms(first.result())
+        inits = [_init_ms(f.result()) for f in later]
+    fn = _status(endpoint).get("functions", {}).get(f"us-east-1/{name}", {})
+    return {"fresh_start_init_ms": first_init,
+            "fork_start_init_p50_ms": statistics.median(inits), "fork_start_init_p99_ms": _percentile(inits, 0.99),
+            "fork_starts_forked": fn.get("forked_starts", 0), "fork_starts_cold": fn.get("cold_starts", 0)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint")
@@ -238,7 +275,8 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=10.0, help="handler sleep during the scale-up")
     parser.add_argument("--cold", type=int, default=50)
     parser.add_argument("--cold-parallel", type=int, default=8)
-    parser.add_argument("--skip", action="append", default=[], choices=["warm", "scale", "cold"])
+    parser.add_argument("--forks", type=int, default=20, help="scale-out starts measured one at a time")
+    parser.add_argument("--skip", action="append", default=[], choices=["warm", "scale", "cold", "fork"])
     args = parser.parse_args()
     with lamina_server(args.endpoint, _server_env(args.environments)) as (endpoint, own_pid):
         server_pid = own_pid or args.server_pid
@@ -250,6 +288,8 @@ def main() -> None:
             results.update(scale_up(endpoint, client, args.environments, args.sleep, server_pid))
         if "cold" not in args.skip:
             results.update(cold_under_load(client, args.cold, args.cold_parallel))
+        if "fork" not in args.skip:
+            results.update(fork_starts(endpoint, client, args.forks))
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
 
 

@@ -103,6 +103,21 @@ def test_warm_environment_is_reused(lambda_client: Any, create_function: Fn) -> 
     assert not is_cold(r3, log3)
 
 
+def test_idle_environment_is_frozen(lambda_client: Any, create_function: Fn) -> None:
+    # as on Lambda, nothing runs between invocations: a background thread stops with them
+    code = ("import threading, time\nTICKS = 0\nSTARTED = False\n\n"
+            "def tick():\n    global TICKS\n    while True:\n        time.sleep(0.01)\n        TICKS += 1\n\n"
+            "def handler(event, context):\n    global STARTED\n    if not STARTED:\n"
+            "        STARTED = True\n        threading.Thread(target=tick, daemon=True).start()\n"
+            "        time.sleep(0.2)\n    return TICKS\n")
+    fn = create_function({"app.py": code})
+    _, before, _ = call(lambda_client, fn)
+    assert before > 0, "the thread runs while the invocation does"
+    time.sleep(1.5)
+    _, after, _ = call(lambda_client, fn)
+    assert after - before < 30, f"the thread ran {after - before} ticks while the environment was idle"
+
+
 def test_tmp_persists_while_warm(lambda_client: Any, create_function: Fn) -> None:
     code = (
         "import os\n"

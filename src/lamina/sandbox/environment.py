@@ -41,6 +41,10 @@ from lamina.sandbox.zygote import Zygote
 log = logging.getLogger("lamina.sandbox")
 
 INIT_TIMEOUT_SECONDS = 10.0
+# An idle environment is frozen once its runtime has waited this long in GET /next: under
+# load, an environment reused within it is never frozen and thawed (two cgroup writes that
+# cost more than the rest of a warm invoke); background threads get at most this much time.
+FREEZE_AFTER_SECONDS = 0.02
 _SIGNAL_NAMES = {6: "aborted", 7: "bus error", 9: "killed", 11: "segmentation fault"}
 
 
@@ -102,6 +106,7 @@ class Environment:
         self._loop = asyncio.get_running_loop()
         self._init_done: asyncio.Future[RuntimeReply | None] = self._loop.create_future()
         self._frozen = False
+        self._freeze_timer: asyncio.TimerHandle | None = None
         self._capture: bytearray | None = bytearray()  # init output goes to the first invocation's tail
         self._init_ms: float | None = None
         self._exit_reason: str | None = None
@@ -211,6 +216,7 @@ class Environment:
         if self._init_failure is not None:
             return self._report_init_failure(invocation, self._init_failure)
         self._transition(EnvState.BUSY)
+        self._cancel_freeze()
         if self._frozen:
             self._cgroups.thaw()
             self._frozen = False
@@ -242,7 +248,7 @@ class Environment:
             self._transition(EnvState.IDLE)
             self.last_used = time.monotonic()
             if self._channel.parked:
-                self._freeze()
+                self._freeze_soon()
         return Outcome(reply.ok, reply.body, None if reply.ok else (reply.error_type or "Unhandled"),
                        log, duration, init_ms)
 
@@ -309,13 +315,23 @@ class Environment:
             if not self._init_done.done():
                 self._init_done.set_result(None)
         elif self.state is EnvState.IDLE:
-            self._freeze()
+            self._freeze_soon()
 
     def _init_failed(self) -> None:
         if not self._init_done.done():
             self._init_done.set_result(self._channel.init_error)
 
+    def _freeze_soon(self) -> None:
+        if not self._frozen and self._freeze_timer is None:
+            self._freeze_timer = self._loop.call_later(FREEZE_AFTER_SECONDS, self._freeze)
+
+    def _cancel_freeze(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+
     def _freeze(self) -> None:
+        self._freeze_timer = None
         if not self._frozen and self.state is EnvState.IDLE:
             try:
                 self._cgroups.freeze()
@@ -403,6 +419,7 @@ class Environment:
         self._die()
 
     def _die(self) -> None:
+        self._cancel_freeze()
         waiter = self._parked_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(False)
