@@ -24,7 +24,7 @@ from tests.integration.conftest import tail
 
 Fn = Callable[..., str]
 
-PROBE = """import os, time, uuid
+PROBE = """import os, random, time, uuid
 INIT_ID = uuid.uuid4().hex
 INIT_PID = os.getpid()
 
@@ -34,7 +34,8 @@ def handler(event, context):
         f.write(INIT_ID)
     return {'init': INIT_ID, 'pid': os.getpid(), 'tmp': open('/tmp/mine').read(),
             'procs': sorted(p for p in os.listdir('/proc') if p.isdigit()),
-            'var': os.environ.get('MY_VAR'), 'stream': context.log_stream_name}
+            'var': os.environ.get('MY_VAR'), 'stream': context.log_stream_name,
+            'random': random.getrandbits(64), 'cgroup': open('/proc/self/cgroup').read().strip()}
 """
 
 
@@ -63,6 +64,8 @@ def test_scaling_out_forks_environments_that_run_their_own_init(
     assert all("FunctionError" not in resp for resp, _, _ in results), bodies
     assert len({b["init"] for b in bodies}) == 6, "each environment ran the function's init itself"
     assert len({b["stream"] for b in bodies}) == 6
+    assert len({b["random"] for b in bodies}) == 6, "each environment seeds its own random numbers"
+    assert all(b["cgroup"].endswith(":/") for b in bodies), "an environment's cgroup namespace is its own"
     assert all(b["tmp"] == b["init"] for b in bodies), "each environment has a /tmp of its own"
     assert all(b["pid"] == 2 and b["procs"] == ["1", "2"] for b in bodies), "each sees only its own processes"
     assert all("Init Duration: " in log for _, _, log in results)

@@ -19,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -550,3 +551,31 @@ def test_host_processes_are_invisible(lambda_client: Any, create_function: Fn, s
     assert not any(m in c for m in host_markers for c in out["cmdlines"]), out["cmdlines"]
     if os.getpid() > 100:
         assert out["signal_host"] in (errno.ESRCH, errno.EPERM)
+
+
+def test_concurrent_environments_of_a_function_share_nothing_writable(
+        lambda_client: Any, create_function: Fn) -> None:
+    # two environments of one function at once: neither sees the other's files or terminals
+    code = (
+        "import os, time\n"
+        "def handler(event, context):\n"
+        "    mark = event['mark']\n"
+        "    written = []\n"
+        "    for d in ('/tmp', '/dev/shm', '/dev'):\n"
+        "        try:\n"
+        "            open(os.path.join(d, 'probe-' + mark), 'w').close()\n"
+        "            written.append(d)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os.openpty()\n"
+        "    time.sleep(1)\n"
+        "    seen = sorted(f for d in ('/tmp', '/dev/shm', '/dev') for f in os.listdir(d) if f.startswith('probe-'))\n"
+        "    return {'written': written, 'seen': seen, 'ptys': sorted(os.listdir('/dev/pts'))}\n"
+    )
+    fn = create_function({"app.py": code})
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda mark: call(lambda_client, fn, {"mark": mark})[1], ["a", "b"]))
+    for mark, body in zip(["a", "b"], results, strict=True):
+        assert "/tmp" in body["written"] and "/dev/shm" in body["written"]
+        assert set(body["seen"]) == {f"probe-{mark}"}, body
+        assert [p for p in body["ptys"] if p != "ptmx"] == ["0"], body

@@ -11,11 +11,12 @@ zygote forks a child that:
    server's pid namespace sees it) and waits while the server moves it into the
    environment's cgroups;
 2. enters a user namespace of its own (the same uid and gid mapped) with its own network,
-   mount, IPC and UTS namespaces, brings up `lo`, listens on 127.0.0.1:9001 and passes
+   mount, IPC, UTS and cgroup namespaces, brings up `lo`, listens on 127.0.0.1:9001 and passes
    the listening socket to the server;
 3. creates its pid namespace: an init (pid 1) that reaps orphans and exits with the
-   runtime's status, and the runtime (pid 2); mounts a fresh /proc and the environment's
-   own /tmp (the detached ext4 mount the server passed, or a tmpfs);
+   runtime's status, and the runtime (pid 2); mounts a fresh /proc, the environment's own
+   /tmp (the detached ext4 mount the server passed, or a tmpfs), /dev/shm and /dev/pts, and
+   makes the /dev it shares with the zygote read-only;
 4. locks itself down before any function code runs: no more user namespaces, an empty
    capability bounding set, no_new_privs, the environments' seccomp filter, no
    capabilities; then takes the environment's variables and runs the runtime.
@@ -39,9 +40,10 @@ import struct
 import sys
 
 CONTROL_FD = 6
-_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+_CLONE_NEWNS, _CLONE_NEWCGROUP, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x02000000, 0x04000000, 0x08000000
 _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND = 0x1, 0x2, 0x4, 0x8, 0x20, 0x1000
+_ST_KEPT = 0x2 | 0x4 | 0x8 | 0x400 | 0x800 | 0x1000  # statvfs nosuid, nodev, noexec, *atime = MS_*
 _SYS_MOVE_MOUNT, _MOVE_MOUNT_F_EMPTY_PATH, _AT_FDCWD = 429, 0x4, -100
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP = 1, 24, 38, 22
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, _SECCOMP_MODE_FILTER = 47, 4, 2
@@ -73,7 +75,7 @@ def _write(path: str, text: str) -> None:
 def _own_namespaces() -> socket.socket:
     """Step 1: new namespaces, the Runtime API's listening socket inside them."""
     uid, gid = os.getuid(), os.getgid()
-    flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS
+    flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS | _CLONE_NEWCGROUP
     _check(_libc.unshare(flags), "unshare")
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
@@ -102,6 +104,16 @@ def _mount_tmp(tmp_fd: int, tmp_mb: int) -> None:
     else:
         _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV,
                            f"size={tmp_mb}m,mode=1777".encode()), "mount /tmp")
+
+
+def _private_dev() -> None:
+    """/dev comes from the zygote's sandbox, shared by every environment it forks: give this
+    one its own /dev/shm and pseudo-terminals, and make the rest read-only."""
+    _check(_libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=1777"), "mount /dev/shm")
+    _check(_libc.mount(b"devpts", b"/dev/pts", b"devpts", _MS_NOSUID | _MS_NOEXEC,
+                       b"newinstance,ptmxmode=0666,mode=0620"), "mount /dev/pts")
+    kept = os.statvfs("/dev").f_flag & _ST_KEPT  # flags the remount must repeat (they are locked)
+    _check(_libc.mount(None, b"/dev", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | kept, None), "remount /dev")
 
 
 def _lock_down(seccomp_filter: bytes) -> None:
@@ -162,6 +174,7 @@ def _environment(message: bytes, env_fd: int, out_fd: int, tmp_fd: int) -> None:
         env_sock.close()
         _check(_libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None), "mount /proc")
         _mount_tmp(tmp_fd, request["tmp_mb"])
+        _private_dev()
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the zygote's control socket too
