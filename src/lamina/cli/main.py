@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -25,6 +26,10 @@ def _serve(args: argparse.Namespace) -> int:
     from lamina.app import create_app
 
     app = create_app(settings)
+    # what start-up built (botocore's model, the routes) lives as long as the server: keep it
+    # out of the collector's generations so that collections walk only what requests create
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                             lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=75)
     uvicorn.Server(config).run()
