@@ -7,11 +7,13 @@ The socket keeps the namespace alive; the environment joins it through the retur
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
 import socket
 import struct
+from collections.abc import Iterator
 
 CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS = 0x8913
@@ -42,17 +44,25 @@ def _bring_up_loopback() -> None:
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
-def new_netns() -> int:
-    """A fresh network namespace (only a loopback device, down): its fd."""
+@contextlib.contextmanager
+def _inside_new_netns() -> Iterator[int]:
+    """Move the calling thread into a fresh network namespace for the block (yielding its
+    fd, which the caller then owns) and back out afterwards."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         unshare(CLONE_NEWNET)
         try:
-            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            yield os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             setns(home, CLONE_NEWNET)
     finally:
         os.close(home)
+
+
+def new_netns() -> int:
+    """A fresh network namespace (only a loopback device, down): its fd."""
+    with _inside_new_netns() as ns_fd:
+        return ns_fd
 
 
 def new_netns_listener(port: int = 9001) -> tuple[int, socket.socket]:
@@ -61,23 +71,15 @@ def new_netns_listener(port: int = 9001) -> tuple[int, socket.socket]:
     Returns (namespace fd, listening socket). The caller owns both and closes the fd
     once the environment has joined the namespace.
     """
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        unshare(CLONE_NEWNET)
+    with _inside_new_netns() as ns_fd:
         try:
-            ns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _bring_up_loopback()
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("127.0.0.1", port))
-                sock.listen(64)
-                sock.setblocking(False)
-            except BaseException:
-                os.close(ns_fd)
-                raise
-        finally:
-            setns(home, CLONE_NEWNET)
-    finally:
-        os.close(home)
+            _bring_up_loopback()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(64)
+            sock.setblocking(False)
+        except BaseException:
+            os.close(ns_fd)
+            raise
     return ns_fd, sock

@@ -134,6 +134,15 @@ def _become_sandbox(request: Request, fds: list[int]) -> None:
         os._exit(127)
 
 
+def received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors an SCM_RIGHTS message carried (from socket.recvmsg's ancdata)."""
+    fds = array.array("i")
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return list(fds)
+
+
 def _serve(sock: socket.socket) -> None:
     fd_bytes = array.array("i").itemsize * (_FDS_PER_REQUEST + 4)
     while True:
@@ -143,11 +152,7 @@ def _serve(sock: socket.socket) -> None:
             continue
         if not data:
             return  # the server went away
-        fds = array.array("i")
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-        received = list(fds)
+        received = received_fds(ancdata)
         try:
             request: Request = marshal.loads(data)
             if len(received) < _FDS_PER_REQUEST:

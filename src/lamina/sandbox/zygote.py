@@ -4,11 +4,11 @@ A new environment normally pays for bubblewrap and a whole interpreter start-up,
 on two cores caps how fast a function scales out. A zygote is a sandbox like an
 environment's (same code, layers, variables, uid; its own cgroups and an empty network
 namespace) whose runtime has imported Lamina's runtime but not the function, and waits
-on a control socket. `fork` asks it for one environment: the child makes its own user,
-network, mount, IPC, UTS and pid namespaces, hands the server its Runtime API socket,
-is moved into the environment's cgroups, mounts its own /proc and /tmp, locks itself
-down (seccomp, no_new_privs, no capabilities, no user namespaces) and only then runs the
-function's init. The inside is `lamina/runtimes/python/_lamina_zygote.py`.
+on a control socket. `fork` asks it for one environment: the child is first moved into
+the environment's cgroups, then makes its own user, network, mount, IPC, UTS, cgroup and
+pid namespaces, hands the server its Runtime API socket, mounts its own /proc, /tmp,
+/dev/shm and /dev/pts, locks itself down (seccomp, no_new_privs, no capabilities, no user
+namespaces) and only then runs the function's init. The inside is `lamina/runtimes/python/_lamina_zygote.py`.
 
 The zygote keeps the right to create user namespaces and to mount, which ordinary
 environments lose; it never runs function code. Pages the children share with it stay
@@ -36,6 +36,7 @@ from lamina.errors import SandboxError
 from lamina.sandbox.cgroups import CgroupLimits, CgroupSet
 from lamina.sandbox.linux import SECCOMP_FILTER, SandboxProcess, SandboxSpec, spawn
 from lamina.sandbox.netns import new_netns
+from lamina.sandbox.spawner import received_fds
 
 log = logging.getLogger("lamina.sandbox")
 
@@ -110,18 +111,17 @@ class Zygote:
         self._proc: SandboxProcess | None = None
         self._loop = asyncio.get_running_loop()
 
-    async def start(self, gate: asyncio.Semaphore | None = None) -> bool:
+    async def start(self) -> bool:
         """Start the zygote and wait until it is ready to fork. False when it could not."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            async with gate or contextlib.nullcontext():
-                ns_fd = await self._loop.run_in_executor(None, self._prepare)
-                try:
-                    self._proc = await self._loop.run_in_executor(
-                        None, spawn, self.spec, self._cgroups, ns_fd, [theirs.fileno()])
-                finally:
-                    os.close(ns_fd)
-                    theirs.close()
+            ns_fd = await self._loop.run_in_executor(None, self._prepare)
+            try:
+                self._proc = await self._loop.run_in_executor(
+                    None, spawn, self.spec, self._cgroups, ns_fd, [theirs.fileno()])
+            finally:
+                os.close(ns_fd)
+                theirs.close()
             self._loop.add_reader(self._proc.output_fd, self._read_output)
             self._loop.add_reader(self._proc.pidfd, self.destroy)
             ours.setblocking(False)
@@ -169,10 +169,7 @@ class Zygote:
                 mine.send(b"go")
                 message, ancdata, _flags, _addr = mine.recvmsg(
                     16, socket.CMSG_SPACE(array.array("i").itemsize) + socket.CMSG_SPACE(_UCRED.size))
-                received = array.array("i")
-                for level, kind, payload in ancdata:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+                received = received_fds(ancdata)
                 if message != b"ready" or len(received) != 1:
                     for fd in received:
                         os.close(fd)

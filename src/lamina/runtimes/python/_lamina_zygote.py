@@ -64,7 +64,7 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, text: str) -> None:  # the sandbox has the standard library only, not lamina
     fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, text.encode())
