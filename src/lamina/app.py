@@ -48,7 +48,7 @@ def create_app(settings: Any) -> LambdaApi:
     code_secret = _secret(data_dir)
     cipher = EnvelopeCipher(load_or_create_key(data_dir / "env.key", settings.env_key))
     store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}", cipher)
-    blobs = FileBlobStore(data_dir / "blobs")
+    blobs = FileBlobStore(data_dir / "blobs", unpack_as=(settings.sandbox_uid, settings.sandbox_gid))
     catalog = RuntimeCatalog()
     logs = LogSink(data_dir)
     invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key),
@@ -93,6 +93,7 @@ def create_app(settings: Any) -> LambdaApi:
         await invoker.close()
         logs.close()
         store.close()
+        blobs.close()
         await asyncio.sleep(0)
 
     return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown,

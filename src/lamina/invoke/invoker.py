@@ -339,8 +339,10 @@ class Invoker:
         code_dir = await loop.run_in_executor(None, self._code_dir, cfg)
         opt_dir = await loop.run_in_executor(None, self._opt_dir, cfg) if cfg.layers else None
         argv = launch.argv if launch else ("/var/task/bootstrap",)
-        if launch is not None and launch.runtime_dir is None and not (code_dir / "bootstrap").exists() \
-                and opt_dir is not None and (opt_dir / "bootstrap").exists():
+        # lexists: a bootstrap that is a symlink resolves inside the sandbox; following it on
+        # the host would tell the function which host paths exist
+        if launch is not None and launch.runtime_dir is None and not os.path.lexists(code_dir / "bootstrap") \
+                and opt_dir is not None and os.path.lexists(opt_dir / "bootstrap"):
             argv = ("/opt/bootstrap",)  # a custom runtime may come from a layer
         env_vars = self._environment_variables(cfg)
         scratch = await self._scratch.acquire(cfg.ephemeral_storage)
@@ -373,7 +375,7 @@ class Invoker:
             time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{cfg.version}]{env.id}")
         pool.add(env)
         if launch is not None and launch.runtime_dir is None and argv == ("/var/task/bootstrap",) \
-                and not (code_dir / "bootstrap").exists():
+                and not os.path.lexists(code_dir / "bootstrap"):
             await env.fail_start(RuntimeReply(False, (
                 b'{"errorType":"Runtime.InvalidEntrypoint","errorMessage":"Couldn\'t find valid bootstrap(s): '
                 b'[/var/task/bootstrap /opt/bootstrap]"}'), "Runtime.InvalidEntrypoint"))

@@ -258,10 +258,13 @@ def test_descriptor_walk_refuses_symlinks_on_its_own(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     data = build_zip(symlink("link", str(outside)), file("link/passwd", "owned"))
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        extractor = codezip._Extractor(zf, root, MAX_UNZIPPED_BYTES)
-        with pytest.raises(errors.InvalidParameterValueException):
-            extractor.run(codezip._entries(zf))
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(errors.InvalidParameterValueException), \
+                codezip._Extractor(fd, MAX_UNZIPPED_BYTES) as extractor:
+            extractor.add(zf, codezip._entries(zf))
+    finally:
+        os.close(fd)
     assert list(outside.iterdir()) == []
     assert os.path.islink(root / "link")
 
@@ -392,3 +395,111 @@ def test_sandbox_user_reads_what_the_zip_allows(shared_dir: Path) -> None:
     assert readable_by_sandbox_user(dest / "app.py")
     assert not readable_by_sandbox_user(dest / "secret.py")
     assert not readable_by_sandbox_user(dest / "private.py")
+
+
+# -- layers: several packages into one tree, later ones winning -----------------------------
+
+
+def extract_layers(root: Path, *packages: bytes, limit: int = MAX_UNZIPPED_BYTES) -> None:
+    root.mkdir(exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        codezip.extract_into(packages, fd, max_unzipped_bytes=limit)
+    finally:
+        os.close(fd)
+
+
+def test_later_layer_never_writes_through_an_earlier_layers_symlinks(tmp_path: Path) -> None:
+    """The attack: layer A plants links to host paths, layer B has entries of the same
+    names. B's entries replace the links; nothing is written where they pointed."""
+    host = tmp_path / "host"
+    (host / "pwndir").mkdir(parents=True)
+    a = build_zip(symlink("evil", str(host / "pwned_file")), symlink("evildir", str(host / "pwndir")),
+                  symlink("deep", str(host)))
+    b = build_zip(file("evil", "from B"), file("evildir/payload.sh", "#!/bin/sh\n", 0o755),
+                  directory("deep"), file("deep/pwned_file", "x"))
+    root = tmp_path / "opt"
+    extract_layers(root, a, b)
+    assert sorted(p.name for p in host.rglob("*")) == ["pwndir"]
+    assert (root / "evil").read_text() == "from B" and not (root / "evil").is_symlink()
+    assert (root / "evildir" / "payload.sh").read_text() == "#!/bin/sh\n"
+    assert not (root / "evildir").is_symlink() and not (root / "deep").is_symlink()
+
+
+def test_later_layer_replaces_files_and_directories(tmp_path: Path) -> None:
+    a = build_zip(directory("lib", 0o555), file("lib/old.so", "old"), directory("lib/sub"), file("lib/sub/x", "x"),
+                  file("python/mod.py", "A"), file("bin", "a file"), file("keep.txt", "kept"))
+    b = build_zip(symlink("lib", "python"), file("python/mod.py", "B"), directory("bin", 0o700),
+                  file("bin/tool", "t", 0o755))
+    root = tmp_path / "opt"
+    extract_layers(root, a, b)
+    assert os.readlink(root / "lib") == "python"
+    assert (root / "python" / "mod.py").read_text() == "B"
+    assert mode_of(root / "bin") == 0o700 and (root / "bin" / "tool").read_text() == "t"
+    assert (root / "keep.txt").read_text() == "kept"
+
+
+def test_directories_merge_and_later_modes_win(tmp_path: Path) -> None:
+    a = build_zip(directory("python", 0o555), file("python/a.py", "A"))
+    b = build_zip(directory("python", 0o751), file("python/b.py", "B"))
+    root = tmp_path / "opt"
+    extract_layers(root, a, b)  # A's read-only directory does not stop B writing into it
+    assert sorted(p.name for p in (root / "python").iterdir()) == ["a.py", "b.py"]
+    assert mode_of(root / "python") == 0o751
+
+
+def test_layer_limit_counts_all_layers_together(tmp_path: Path) -> None:
+    one = build_zip(file("a.bin", b"x" * 600))
+    two = build_zip(file("b.bin", b"y" * 600))
+    with pytest.raises(errors.InvalidParameterValueException):
+        extract_layers(tmp_path / "opt", one, two, limit=1000)
+
+
+def test_one_layer_still_refuses_its_own_conflicts(tmp_path: Path) -> None:
+    a = build_zip(file("x.py", "A"))
+    b = build_zip(directory("x.py"), file("x.py", "B"))  # a directory then a file, in one package
+    with pytest.raises(errors.InvalidParameterValueException):
+        extract_layers(tmp_path / "opt", a, b)
+
+
+@pytest.mark.parametrize("name", ["a/" * 129 + "deep.py", "n" * 256 + ".py", ("d" * 200 + "/") * 21 + "x.py"],
+                         ids=["too-deep", "name-too-long", "path-too-long"])
+def test_paths_linux_cannot_use_are_refused(name: str) -> None:
+    with pytest.raises(errors.InvalidParameterValueException) as caught:
+        inspect_zip(build_zip(file("app.py", "ok"), file(name, "x")))
+    assert caught.value.message == NOT_A_ZIP
+
+
+def test_remove_tree_follows_no_symlink_and_opens_read_only_directories(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep")
+    tree = tmp_path / "tree"
+    (tree / "ro" / "sub").mkdir(parents=True)
+    (tree / "ro" / "sub" / "f").write_text("x")
+    (tree / "link").symlink_to(outside)
+    (tree / "ro" / "link").symlink_to(outside / "precious")
+    os.chmod(tree / "ro" / "sub", 0o500)
+    os.chmod(tree / "ro", 0o500)
+    codezip.remove_tree(tree)
+    assert not tree.exists()
+    assert (outside / "precious").read_text() == "keep"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_own_tree_reowns_links_not_their_targets(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "f").write_text("y")
+    (tree / "link").symlink_to(outside)
+    (tree / "dirlink").symlink_to(tmp_path)
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        codezip.own_tree(fd, SANDBOX_UID, SANDBOX_UID)
+    finally:
+        os.close(fd)
+    assert {os.lstat(p).st_uid for p in (tree, tree / "d", tree / "d" / "f", tree / "link", tree / "dirlink")} \
+        == {SANDBOX_UID}
+    assert os.stat(outside).st_uid == 0 and os.stat(tmp_path).st_uid == 0

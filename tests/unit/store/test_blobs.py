@@ -138,3 +138,82 @@ def test_extracting_a_bad_blob_leaves_nothing(blobs: FileBlobStore) -> None:
 def test_satisfies_the_protocol(blobs: FileBlobStore) -> None:
     typed: BlobStore = blobs  # checked by mypy
     assert not typed.exists("0" * 64)
+
+
+def make_raw_zip(entries: list[tuple[str, bytes, int]]) -> bytes:
+    """(name, content, full st_mode): symlinks included."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content, st_mode in entries:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = st_mode << 16
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def test_merging_layers_never_writes_where_an_earlier_layers_links_point(blobs: FileBlobStore,
+                                                                          tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    (host / "pwndir").mkdir(parents=True)
+    link = stat.S_IFLNK | 0o777
+    a = blobs.put(make_raw_zip([("evil", str(host / "pwned_file").encode(), link),
+                                ("evildir", str(host / "pwndir").encode(), link)]))
+    b = blobs.put(make_raw_zip([("evil", b"from B", stat.S_IFREG | 0o644),
+                                ("evildir/payload.sh", b"#!/bin/sh\n", stat.S_IFREG | 0o755)]))
+    merged = blobs.merged([a, b])
+    assert [p.name for p in host.rglob("*")] == ["pwndir"]
+    assert (merged / "evil").read_bytes() == b"from B"
+    assert (merged / "evildir" / "payload.sh").read_bytes() == b"#!/bin/sh\n"
+    assert mode_of(merged) == 0o755 and mode_of(merged.parent) == 0o711
+    # the other order keeps B's links, as links: nothing is followed either way
+    reverse = blobs.merged([b, a])
+    assert reverse != merged
+    assert os.readlink(reverse / "evil") == str(host / "pwned_file")
+    assert [p.name for p in host.rglob("*")] == ["pwndir"]
+
+
+def test_merged_is_cached_and_later_layers_win(blobs: FileBlobStore) -> None:
+    a = blobs.put(make_zip({"python/mod.py": (b"A", 0o644), "python/only_a.py": (b"a", 0o644)}))
+    b = blobs.put(make_zip({"python/mod.py": (b"B", 0o644)}))
+    merged = blobs.merged([a, b])
+    assert (merged / "python" / "mod.py").read_bytes() == b"B"
+    assert (merged / "python" / "only_a.py").read_bytes() == b"a"
+    inode = os.stat(merged / "python" / "mod.py").st_ino
+    assert blobs.merged([a, b]) == merged
+    assert os.stat(merged / "python" / "mod.py").st_ino == inode
+    assert [p.name for p in merged.parent.iterdir()] == [merged.name]  # no staging left behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root server has privileges to drop")
+def test_trees_are_unpacked_unprivileged_and_published_as_root(blobs: FileBlobStore) -> None:
+    key = blobs.put(make_zip({"app.py": (b"A = 1\n", 0o644), "pkg/mod.py": (b"", 0o600)}))
+    tree = blobs.extracted(key)
+    owners = {os.lstat(p).st_uid for p in (tree, tree / "app.py", tree / "pkg", tree / "pkg" / "mod.py")}
+    assert owners == {0}
+    assert blobs._files.run(os.geteuid) == 65534  # the unpacking threads are not root
+    assert os.geteuid() == 0  # and the rest of the process still is
+
+
+def test_staging_trees_of_a_crashed_run_are_removed(blobs: FileBlobStore) -> None:
+    stale = blobs.root / "code" / f".{'0' * 64}.abc.tmp"
+    (stale / "sub").mkdir(parents=True)
+    os.chmod(stale / "sub", 0o500)
+    FileBlobStore(blobs.root)
+    assert not stale.exists()
+
+
+def test_every_compression_and_name_encoding_unpacks_on_the_unprivileged_threads(blobs: FileBlobStore) -> None:
+    """Those threads cannot import anything the server has not loaded (the standard
+    library may be unreadable to them): every codec a package can need is loaded."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, method in (("stored.txt", zipfile.ZIP_STORED), ("deflated.txt", zipfile.ZIP_DEFLATED),
+                             ("bzip2.txt", zipfile.ZIP_BZIP2), ("lzma.txt", zipfile.ZIP_LZMA)):
+            zf.writestr(zipfile.ZipInfo(name), name.upper() * 10, compress_type=method)
+    data = bytearray(buf.getvalue())
+    # a name without the UTF-8 flag: a byte above 0x7f is read as cp437
+    data = bytearray(bytes(data).replace(b"stored.txt", b"st\x81red.txt"))
+    tree = blobs.extracted(blobs.put(bytes(data)))
+    assert sorted(p.name for p in tree.iterdir()) == ["bzip2.txt", "deflated.txt", "lzma.txt", "stüred.txt"]
+    assert (tree / "lzma.txt").read_text() == "LZMA.TXT" * 10
