@@ -23,6 +23,10 @@ What AWS answers, as far as recorded behaviour shows:
   than silently dropping files, so the user learns at CreateFunction time, not at invoke.
   The same answer for paths Linux could not open (a name over 255 bytes, a path over
   4096) and for paths deeper than 128 directories, which no real package has.
+- over 100,000 entries: AWS documents no limit; Lamina refuses such a package (400
+  InvalidParameterValueException saying so) so that no upload can exhaust the host's
+  inodes. The archive's directory is parsed before it is counted, so parsing memory is
+  bounded by the 50 MiB zipped limit, not by this.
 - backslashes are not path separators: AWS keeps `a\\b.py` as one literal file name
   (a known pitfall of Windows' Compress-Archive), and so does Lamina.
 - Unix permission bits are kept (AWS's guide warns that files without world read
@@ -38,6 +42,7 @@ import encodings.cp437  # noqa: F401 - zip names without the UTF-8 flag; see _op
 import errno
 import hashlib
 import io
+import itertools
 import os
 import stat
 import tempfile
@@ -58,6 +63,9 @@ _MAX_SYMLINK_TARGET = 4096
 # Paths the function could not open anyway (Linux's PATH_MAX and NAME_MAX), and a depth
 # no real package reaches, which bounds every walk over an extracted tree.
 MAX_DEPTH = 128
+# Files a package may hold: far more than real packages have (a large node_modules has a
+# few tens of thousands), few enough that no upload can exhaust the host's inodes.
+MAX_ENTRIES = 100_000
 _MAX_PATH = 4096
 _MAX_NAME = 255
 _CHUNK = 1 << 20
@@ -248,11 +256,14 @@ def _checked_entries(zf: zipfile.ZipFile, max_unzipped_bytes: int) -> list[_Entr
     entries = _entries(zf)
     if sum(e.info.file_size for e in entries) > max_unzipped_bytes:
         raise errors.InvalidParameterValueException(_unzipped_too_large(max_unzipped_bytes))
-    _refuse_paths_through_symlinks(entries)
+    _refuse_conflicts(entries)
     return entries
 
 
 def _entries(zf: zipfile.ZipFile) -> list[_Entry]:
+    if len(zf.infolist()) > MAX_ENTRIES:
+        raise errors.InvalidParameterValueException(
+            f"Uploaded file must hold at most {MAX_ENTRIES} files and directories")
     entries = []
     for info in zf.infolist():
         parts = _safe_parts(info.filename)
@@ -286,16 +297,20 @@ def _kind_and_mode(info: zipfile.ZipInfo) -> tuple[str, int]:
     return ("dir", 0o755) if is_dir else ("file", 0o644)
 
 
-def _refuse_paths_through_symlinks(entries: list[_Entry]) -> None:
-    links = {e.parts for e in entries if e.kind == "symlink"}
-    if not links:
-        return
-    for entry in entries:
-        if entry.kind == "dir" and entry.parts in links:
-            raise errors.InvalidParameterValueException(_NOT_A_ZIP)  # both a link and a directory
-        for depth in range(1, len(entry.parts)):
-            if entry.parts[:depth] in links:
-                raise errors.InvalidParameterValueException(_NOT_A_ZIP)
+def _refuse_conflicts(entries: list[_Entry]) -> None:
+    """A path is either a directory (an entry of its own, or above another entry) or not
+    (a file or a link, possibly repeated: the last one wins); a package that makes one
+    path both could only be extracted by writing through a link or dropping entries.
+    Sorted by path, an entry's descendants follow it directly, so neighbours suffice:
+    linear memory, whatever the package."""
+    ordered = sorted(entries, key=lambda e: e.parts)
+    for before, after in itertools.pairwise(ordered):
+        if before.parts == after.parts:
+            conflict = (before.kind == "dir") != (after.kind == "dir")
+        else:
+            conflict = before.kind != "dir" and after.parts[:len(before.parts)] == before.parts
+        if conflict:
+            raise errors.InvalidParameterValueException(_NOT_A_ZIP)
 
 
 def _read_symlink_target(zf: zipfile.ZipFile, entry: _Entry) -> str:

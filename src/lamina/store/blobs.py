@@ -125,8 +125,8 @@ class FileBlobStore:
             finally:
                 if os.path.lexists(staging):
                     remove_tree(staging)
-        if not dest.is_dir():
-            raise OSError(f"could not publish {dest}")
+        if not dest.is_dir():  # the rename failed and no other caller built it
+            raise OSError(f"could not publish the tree of {dest.name}")
         return dest
 
     def close(self) -> None:

@@ -503,3 +503,28 @@ def test_own_tree_reowns_links_not_their_targets(tmp_path: Path) -> None:
     assert {os.lstat(p).st_uid for p in (tree, tree / "d", tree / "d" / "f", tree / "link", tree / "dirlink")} \
         == {SANDBOX_UID}
     assert os.stat(outside).st_uid == 0 and os.stat(tmp_path).st_uid == 0
+
+
+def test_too_many_entries_are_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codezip, "MAX_ENTRIES", 50)
+    with pytest.raises(errors.InvalidParameterValueException) as caught:
+        inspect_zip(build_zip(*(file(f"m{i}.py", "") for i in range(51))))
+    assert caught.value.message == "Uploaded file must hold at most 50 files and directories"
+    inspect_zip(build_zip(*(file(f"m{i}.py", "") for i in range(50))))
+
+
+@pytest.mark.parametrize("entries", [
+    (directory("b"), file("b")), (file("b"), directory("b")), (file("b"), file("b/x.py")),
+    (file("b/x.py"), file("b")), (symlink("b", "a"), file("b/x.py")),
+], ids=["dir-then-file", "file-then-dir", "file-above-file", "file-below-file", "link-above-file"])
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_path_that_is_both_a_directory_and_not_is_refused_at_upload(
+        entries: tuple[tuple[str, bytes | str, int], ...]) -> None:
+    """Found by fuzzing: such packages used to pass upload and fail to extract."""
+    with pytest.raises(errors.InvalidParameterValueException):
+        inspect_zip(build_zip(*entries))
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_repeated_files_and_directories_are_fine() -> None:
+    inspect_zip(build_zip(file("b", "1"), file("b", "2"), directory("d"), directory("d"), file("d/x"), file("db")))
