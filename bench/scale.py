@@ -21,13 +21,14 @@ import json
 import statistics
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from invoke import ROLE, _client, _create, _percentile, _zip, lamina_server, raw
+
+from lamina.cli.status import fetch_status
 
 SLEEPER = (
     "import time\n\n\n"
@@ -52,9 +53,7 @@ def _create_sleeper(client: Any, name: str) -> None:
 
 
 def _status(endpoint: str) -> dict[str, Any]:
-    with urllib.request.urlopen(endpoint + "/_lamina/status", timeout=5) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
+    return fetch_status(endpoint, keys=("test", "test"))  # signed, as the server requires
 
 
 def warm(endpoint: str, client: Any, seconds: float) -> dict[str, float]:

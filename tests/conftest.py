@@ -22,6 +22,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from lamina.cli.status import fetch_status
+
 ROOT = Path(__file__).resolve().parent.parent
 LAMINA = Path(sys.executable).with_name("lamina")
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
@@ -76,6 +78,10 @@ class LaminaServer:
                 self.proc.wait()
         if hasattr(self, "_log"):
             self._log.close()
+
+    def status(self) -> dict[str, Any]:
+        """GET /_lamina/status, SigV4-signed with the test key pair as `lamina status` signs it."""
+        return fetch_status(self.url, timeout=10, keys=("test", "test"))
 
     def client(self, service: str = "lambda", **config: Any) -> Any:
         return boto3.client(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -13,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from lamina.api.app import LambdaApi
+from lamina.api.codeurl import CodeUrls
 from lamina.api.handlers import Services
 from lamina.control.aliases import AliasService
 from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerService
-from lamina.control.model import FunctionConfig
 from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
-from lamina.observe.logs import LogSink
+from lamina.observe.logs import MB, LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.blobs import FileBlobStore
 from lamina.store.events import SqlEventStore
@@ -50,7 +48,7 @@ def create_app(settings: Any) -> LambdaApi:
     store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}", cipher)
     blobs = FileBlobStore(data_dir / "blobs", unpack_as=(settings.sandbox_uid, settings.sandbox_gid))
     catalog = RuntimeCatalog()
-    logs = LogSink(data_dir)
+    logs = LogSink(data_dir, max_bytes=settings.log_max_mb * MB)
     invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key),
                       opt_dir=lambda cfg: blobs.merged([layer.code.blob_key for layer in cfg.layers]))
     layers = LayerService(store, blobs)
@@ -63,23 +61,20 @@ def create_app(settings: Any) -> LambdaApi:
     event_config = EventInvokeConfigService(functions, sqs_enabled=settings.sqs_endpoint is not None)
     events = AsyncQueue(settings, SqlEventStore(store.engine), functions, event_config, invoker)
 
-    def blob_url(blob_key: str) -> str:
-        token = hmac.new(code_secret, blob_key.encode(), hashlib.sha256).hexdigest()
-        return f"{settings.base_url}/_lamina/code/{blob_key}?token={token}"
-
-    def code_url(cfg: FunctionConfig) -> str:
-        return blob_url(cfg.code.blob_key)
-
+    code_urls = CodeUrls(code_secret, settings.base_url, settings.code_url_expires)
     services = Services(settings=settings, functions=functions, aliases=AliasService(functions), layers=layers,
                         policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
-                        invoker=invoker, event_config=event_config, events=events, code_url=code_url,
-                        blob_url=blob_url, blob=blobs.get)
+                        invoker=invoker, event_config=event_config, events=events, code_urls=code_urls,
+                        blob=blobs.get)
 
     async def startup() -> None:
         layers.load()
         await functions.load()
         for cfg in functions.all():
             invoker.function_changed(cfg)
+        # logs of functions deleted while an older Lamina (which kept them) ran
+        await asyncio.get_running_loop().run_in_executor(
+            None, logs.sweep, {(cfg.region, cfg.name) for cfg in functions.all()})
         await invoker.start()
         for latest in functions.all():  # provisioned concurrency survives a restart
             functions.refresh_provisioned(latest, replace(latest, provisioned={}))
@@ -96,7 +91,7 @@ def create_app(settings: Any) -> LambdaApi:
         blobs.close()
         await asyncio.sleep(0)
 
-    return LambdaApi(services, code_secret=code_secret, on_startup=startup, on_shutdown=shutdown,
+    return LambdaApi(services, on_startup=startup, on_shutdown=shutdown,
                      status=lambda: _status(invoker, events))
 
 

@@ -124,6 +124,13 @@ class AccessDeniedException(ApiError):
     status = 403
 
 
+class AuthorizationQueryParametersError(ApiError):
+    """A presigned request's X-Amz-Expires is not a number of seconds AWS accepts (0 to 604800)."""
+
+    code = "AuthorizationQueryParametersError"
+    status = 400
+
+
 class UnknownOperationException(ApiError):
     code = "UnknownOperationException"
     status = 404

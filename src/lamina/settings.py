@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT_CREDENTIALS = {"test": "test"}
 FORK_STARTS = ("scale-out", "always", "off")
+STATUS_UNSIGNED = ("off", "loopback")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class Settings:
     log_level: str = "info"
     # host memory for environments (MB); None: 75% of the machine's memory
     capacity_mb: int | None = None
+    # host disk for environments' /tmp (MB, each reserves its EphemeralStorage); None: half the
+    # space free on the data dir's file system at start-up
+    disk_capacity_mb: int | None = None
+    # each function's log on disk, both segments together (MB); the oldest lines go first
+    log_max_mb: int = 64
     # account concurrency limit; None: derived from capacity (one 128 MB environment each, ≤ 1000)
     concurrency_limit: int | None = None
     # the unreserved pool never drops below this (AWS: 100); None: min(100, limit)
@@ -54,10 +60,28 @@ class Settings:
     # when Python environments are forked from a zygote: "scale-out" (a function's second and
     # later concurrent environments), "always" (its first too, once the zygote is up) or "off"
     fork_starts: str = "scale-out"
+    # unsigned GETs of /_lamina/ endpoints (status): "off" (every request SigV4-signed) or
+    # "loopback" (unsigned reads allowed from loopback clients)
+    status_unsigned: str = "off"
+    # seconds a Code.Location / Content.Location download URL stays valid (AWS: 10 minutes)
+    code_url_expires: int = 600
+    # seconds a client has to send a request's headers, and may pause while sending its body
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
 
     @property
     def effective_capacity_mb(self) -> int:
         return self.capacity_mb if self.capacity_mb is not None else _machine_memory_mb() * 3 // 4
+
+    def effective_disk_capacity_mb(self) -> int:
+        """Measured when called (the invoker calls it once, at start-up): free space changes."""
+        if self.disk_capacity_mb is not None:
+            return self.disk_capacity_mb
+        try:
+            fs = os.statvfs(self.data_dir)
+        except OSError:
+            return 0
+        return fs.f_bavail * fs.f_frsize // (2 * 1024 * 1024)
 
     @property
     def effective_concurrency_limit(self) -> int:
@@ -87,8 +111,19 @@ class Settings:
             )
         if self.sandbox_uid == 0 or self.sandbox_gid == 0:
             raise ValueError("sandboxes must not run as host root (sandbox uid/gid 0)")
+        if self.log_max_mb < 1:
+            raise ValueError(f"LAMINA_LOG_MAX_MB must be at least 1, not {self.log_max_mb}")
+        if self.disk_capacity_mb is not None and self.disk_capacity_mb < 0:
+            raise ValueError(f"LAMINA_DISK_CAPACITY_MB must not be negative, not {self.disk_capacity_mb}")
         if self.fork_starts not in FORK_STARTS:
             raise ValueError(f"LAMINA_FORK_STARTS must be one of {', '.join(FORK_STARTS)}, not {self.fork_starts!r}")
+        if self.status_unsigned not in STATUS_UNSIGNED:
+            raise ValueError(f"LAMINA_STATUS_UNSIGNED must be one of {', '.join(STATUS_UNSIGNED)}, "
+                             f"not {self.status_unsigned!r}")
+        if not 1 <= self.code_url_expires <= 604_800:
+            raise ValueError(f"LAMINA_CODE_URL_EXPIRES must be 1 to 604800 seconds, not {self.code_url_expires}")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise ValueError("LAMINA_HEADER_TIMEOUT and LAMINA_BODY_TIMEOUT must be positive seconds")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -109,7 +144,8 @@ class Settings:
         if "LAMINA_PUBLIC_URL" in env:
             values["public_url"] = env["LAMINA_PUBLIC_URL"]
         for name, key in (("LAMINA_CAPACITY_MB", "capacity_mb"), ("LAMINA_CONCURRENCY_LIMIT", "concurrency_limit"),
-                          ("LAMINA_MIN_UNRESERVED", "min_unreserved"), ("LAMINA_BURST_LIMIT", "burst_limit")):
+                          ("LAMINA_MIN_UNRESERVED", "min_unreserved"), ("LAMINA_BURST_LIMIT", "burst_limit"),
+                          ("LAMINA_DISK_CAPACITY_MB", "disk_capacity_mb"), ("LAMINA_LOG_MAX_MB", "log_max_mb")):
             if name in env:
                 values[key] = int(env[name])
         if "LAMINA_ENV_KEY" in env:
@@ -122,6 +158,13 @@ class Settings:
             values["fork_starts"] = env["LAMINA_FORK_STARTS"].strip().lower()
         if env.get("LAMINA_SQS_ENDPOINT"):
             values["sqs_endpoint"] = env["LAMINA_SQS_ENDPOINT"]
+        if "LAMINA_STATUS_UNSIGNED" in env:
+            values["status_unsigned"] = env["LAMINA_STATUS_UNSIGNED"].strip().lower()
+        if "LAMINA_CODE_URL_EXPIRES" in env:
+            values["code_url_expires"] = int(env["LAMINA_CODE_URL_EXPIRES"])
+        for name, key in (("LAMINA_HEADER_TIMEOUT", "header_timeout"), ("LAMINA_BODY_TIMEOUT", "body_timeout")):
+            if name in env:
+                values[key] = float(env[name])
         if "LAMINA_CREDENTIALS" in env:
             pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
             values["credentials"] = {k.strip(): v.strip() for k, v in pairs}

@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,8 +117,7 @@ def wait_for(what: Callable[[], Any], timeout: float = 30.0, message: str = "") 
 
 
 def status_of(server: LaminaServer, name: str) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/_lamina/status", timeout=5) as resp:
-        data = json.loads(resp.read())
+    data = server.status()
     return dict((data["functions"].get(f"{REGION}/{name}") or {}).get("async") or {})
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +37,7 @@ def sqs_peer(tmp_path: Path) -> Iterator[SqsPeer]:
 
 
 def succeeded(server: LaminaServer, name: str) -> int:
-    with urllib.request.urlopen(server.url + "/_lamina/status", timeout=5) as resp:
-        data = json.loads(resp.read())
+    data = server.status()
     entry = (data["functions"].get(f"{REGION}/{name}") or {}).get("async") or {}
     return int(entry.get("succeeded", 0))
 

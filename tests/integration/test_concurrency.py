@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import FAST_WAIT, REGION, ROLE, LaminaServer, assert_aws_error, function_arn, make_zip
@@ -65,10 +68,7 @@ def invoke(client: Any, name: str, event: dict[str, Any] | None = None) -> tuple
 
 
 def status_of(server: LaminaServer) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/_lamina/status", timeout=10) as r:
-        assert r.status == 200
-        result: dict[str, Any] = json.loads(r.read())
-        return result
+    return server.status()
 
 
 def function_status(server: LaminaServer, name: str) -> dict[str, Any]:
@@ -408,9 +408,12 @@ def test_status_counts_invocations_errors_and_cold_starts(server: LaminaServer, 
     assert entry["environments"] == {"starting": 0, "idle": 1, "busy": 0, "provisioned": 0}
 
 
-def test_status_is_unauthenticated_json(server: LaminaServer) -> None:
-    request = urllib.request.Request(server.url + "/_lamina/status")
-    with urllib.request.urlopen(request, timeout=10) as r:
+def test_status_is_signed_json(server: LaminaServer) -> None:
+    """Answered to a SigV4-signed GET; unsigned ones are refused (tests/security/test_api_edge.py)."""
+    url = server.url + "/_lamina/status"
+    signed = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials("test", "test"), "lambda", REGION).add_auth(signed)
+    with urllib.request.urlopen(urllib.request.Request(url, headers=dict(signed.headers.items())), timeout=10) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("application/json")
         assert "functions" in json.loads(r.read())

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,8 +39,7 @@ def handler(event, context):
 
 
 def status(server: LaminaServer, name: str) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/_lamina/status", timeout=5) as resp:
-        functions: dict[str, Any] = json.loads(resp.read())["functions"]
+    functions: dict[str, Any] = server.status()["functions"]
     return dict(functions[f"us-east-1/{name}"])
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,7 @@ def _wait_ready(client: Any, name: str, qualifier: str, timeout: float = 20.0) -
 
 
 def _status(server: LaminaServer, name: str) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/_lamina/status") as response:
-        return json.loads(response.read())["functions"][f"us-east-1/{name}"]
+    return dict(server.status()["functions"][f"us-east-1/{name}"])
 
 
 def test_provisioned_environments_are_ready_before_the_first_invoke(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -73,9 +72,7 @@ def assert_throttled(outcome: Outcome, reason: str) -> None:
 
 
 def status_of(server: LaminaServer) -> dict[str, Any]:
-    with urllib.request.urlopen(server.url + "/_lamina/status", timeout=10) as r:
-        result: dict[str, Any] = json.loads(r.read())
-        return result
+    return server.status()
 
 
 def wait_until(check: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> Callable[[LaminaServer], None]:

@@ -3,21 +3,28 @@
 Per request: read the body (bounded), verify SigV4, route by botocore's model, parse and
 validate, call one handler, serialise. Errors of type `ApiError` are rendered as AWS
 renders them; anything else becomes a 500 ServiceException and is logged.
-`/_lamina/…` holds Lamina's own endpoints (health, code download, status).
+`/_lamina/…` holds Lamina's own endpoints. Who may use them:
+
+- `/_lamina/health`: anyone (it says only that the server is up);
+- `/_lamina/code/…`: whoever holds a download URL GetFunction or GetLayerVersion issued, until
+  it expires or its owner lets go of the code (`codeurl`), like an S3 presigned URL;
+- every other `/_lamina/` path (status, …): SigV4-signed requests, verified as API requests
+  are; unsigned GETs from loopback clients too if `LAMINA_STATUS_UNSIGNED=loopback`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
+import ipaddress
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
-from lamina.api.handlers import HANDLERS, RequestContext, Services
+from lamina.api import codeurl
+from lamina.api.handlers import HANDLERS, RequestContext, Services, current_code
 from lamina.api.model import LambdaModel
 from lamina.api.sigv4 import SigV4Verifier
 from lamina.errors import (
@@ -36,16 +43,22 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 MAX_BODY_BYTES = 70_167_211          # AWS: the largest request CreateFunction accepts
 INVOKE_SUFFIX = "/invocations"
 MAX_INVOKE_BODY = 6_291_456
+HEALTH_PATH = "/_lamina/health"
+INTERNAL_PREFIX = "/_lamina/"
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request was complete: nothing to answer."""
 
 
 class LambdaApi:
-    def __init__(self, services: Services, *, code_secret: bytes,
+    def __init__(self, services: Services, *,
                  on_startup: Callable[[], Awaitable[None]], on_shutdown: Callable[[], Awaitable[None]],
                  status: Callable[[], dict[str, Any]]) -> None:
         self._services = services
         self._model = LambdaModel()
         self._verifier = SigV4Verifier(services.settings.credentials)
-        self._code_secret = code_secret
+        self._unsigned_loopback = services.settings.status_unsigned == "loopback"
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
         self._status = status
@@ -75,12 +88,20 @@ class LambdaApi:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
-        if path.startswith("/_lamina/"):
-            await self._internal(scope, path, send)
+        if path == HEALTH_PATH:
+            await _respond(send, 200, [("content-type", "application/json")], b'{"status":"ok"}')
+            return
+        if path.startswith(codeurl.CODE_PATH):
+            await self._code(scope, path, send)
             return
         request_id = str(uuid.uuid4())
         try:
-            status, headers, body = await self._api(scope, path, receive, request_id)
+            if path.startswith(INTERNAL_PREFIX):
+                status, headers, body = await self._internal(scope, path, receive)
+            else:
+                status, headers, body = await self._api(scope, path, receive, request_id)
+        except _ClientGone:
+            return
         except ApiError as err:
             status, headers, body = self._model.render_error(err)
         except Exception:
@@ -91,7 +112,7 @@ class LambdaApi:
 
     async def _api(self, scope: Scope, path: str, receive: Receive,
                    request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         body = await _read_body(receive, headers, path)
         query_string = scope.get("query_string", b"").decode("latin-1")
         caller = self._verifier.verify(scope["method"], path, query_string, headers, body)
@@ -108,29 +129,54 @@ class LambdaApi:
         output = await handler(self._services, ctx, params)
         return self._model.serialize(op, output)
 
-    async def _internal(self, scope: Scope, path: str, send: Send) -> None:
-        if path == "/_lamina/health":
-            await _respond(send, 200, [("content-type", "application/json")], b'{"status":"ok"}')
-        elif path == "/_lamina/status":
-            body = json.dumps(self._status()).encode()
-            await _respond(send, 200, [("content-type", "application/json")], body)
-        elif path.startswith("/_lamina/code/"):
-            key = path.rsplit("/", 1)[1]
-            query = dict(parse_qsl(scope.get("query_string", b"").decode()))
-            if not hmac.compare_digest(query.get("token", ""), self.code_token(key)):
-                await _respond(send, 403, [("content-type", "text/plain")], b"Forbidden")
-                return
-            try:
-                data = self._services.blob(key)
-            except KeyError:
-                await _respond(send, 404, [("content-type", "text/plain")], b"Not Found")
-                return
-            await _respond(send, 200, [("content-type", "application/zip")], data)
-        else:
-            await _respond(send, 404, [("content-type", "text/plain")], b"Not Found")
+    async def _internal(self, scope: Scope, path: str,
+                        receive: Receive) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Lamina's own endpoints, signed like API requests (see the module's docstring)."""
+        headers = _headers(scope)
+        body = await _read_body(receive, headers, path)
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        unsigned = "authorization" not in headers and "X-Amz-Algorithm=" not in query_string
+        if not (unsigned and self._unsigned_loopback and scope["method"] in ("GET", "HEAD")
+                and _is_loopback(scope.get("client"))):
+            self._verifier.verify(scope["method"], path, query_string, headers, body)
+        if path == "/_lamina/status":
+            return 200, [("content-type", "application/json")], json.dumps(self._status()).encode()
+        raise UnknownOperationException("Unknown operation")
 
-    def code_token(self, blob_key: str) -> str:
-        return hmac.new(self._code_secret, blob_key.encode(), hashlib.sha256).hexdigest()
+    async def _code(self, scope: Scope, path: str, send: Send) -> None:
+        """A code download: authorised by the URL's own signature, answered as S3 answers."""
+        request_id = codeurl.request_id()
+        blob_key = unquote(path[len(codeurl.CODE_PATH):])
+        try:
+            grant = self._services.code_urls.check(blob_key, scope.get("query_string", b"").decode("latin-1"))
+            if current_code(self._services, grant.owner) != grant.blob_key:
+                raise codeurl.no_such_key(blob_key)
+            try:
+                data = await asyncio.to_thread(self._services.blob, grant.blob_key)
+            except KeyError:
+                raise codeurl.no_such_key(blob_key) from None
+        except codeurl.Denied as denied:
+            await _respond(send, denied.status, [("content-type", "application/xml"),
+                                                 ("x-amz-request-id", request_id)], denied.xml(request_id))
+            return
+        await _respond(send, 200, [("content-type", "application/zip"), ("x-amz-request-id", request_id)], data)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _is_loopback(client: Any) -> bool:
+    """Whether the peer address is a loopback one (IPv4-mapped IPv6 included); unix sockets are not."""
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> bytes:
@@ -143,6 +189,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> by
     more = True
     while more:
         message = await receive()
+        if message["type"] == "http.disconnect":  # e.g. closed for pausing too long mid-body
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

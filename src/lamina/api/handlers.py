@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.api import render
+from lamina.api import jsonbody, render
+from lamina.api.codeurl import CodeUrls
 from lamina.control.aliases import AliasService
 from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
@@ -54,9 +54,8 @@ class Services:
     invoker: Invoker
     event_config: EventInvokeConfigService
     events: AsyncQueue
-    code_url: Callable[[FunctionConfig], str]
-    blob_url: Callable[[str], str]
-    blob: Callable[[str], bytes]
+    code_urls: CodeUrls          # Code.Location / Content.Location
+    blob: Callable[[str], bytes]  # a blob's bytes by key; KeyError if absent
 
 
 Handler = Callable[[Services, RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -145,7 +144,7 @@ async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> d
     cfg = s.functions.get(ref)
     out: dict[str, Any] = {
         "Configuration": render.function_configuration(cfg, alias=_alias_name(ref)),
-        "Code": {"RepositoryType": "S3", "Location": s.code_url(cfg)},
+        "Code": {"RepositoryType": "S3", "Location": s.code_urls.issue(cfg.qualified_arn, cfg.code.blob_key)},
     }
     latest = s.functions.latest(ref)
     if latest.reserved_concurrency is not None:
@@ -153,6 +152,23 @@ async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> d
     if latest.tags:
         out["Tags"] = dict(latest.tags)
     return out
+
+
+def current_code(s: Services, owner: str) -> str | None:
+    """The blob key the owner of a code URL (a qualified function or layer version ARN, as
+    `get_function` and `_layer_version_output` issue them) holds now; None once it is gone."""
+    parts = owner.split(":")  # arn:aws:lambda:region:account:(function|layer):name:(qualifier|version)
+    if len(parts) != 8:
+        return None
+    _, _, _, region, account, kind, name, qualifier = parts
+    try:
+        if kind == "function":
+            return s.functions.get(FunctionRef(account, region, name, qualifier)).code.blob_key
+        if kind == "layer" and qualifier.isdigit():
+            return s.layers.get(LayerName(account, region, name), int(qualifier)).code.blob_key
+    except (ResourceNotFoundException, InvalidParameterValueException):
+        pass
+    return None
 
 
 async def get_function_configuration(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -211,25 +227,20 @@ def _client_context(raw: str | None) -> str | None:
     if raw is None:
         return None
     try:
-        decoded = base64.b64decode(raw, validate=True).decode()
-        json.loads(decoded)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = base64.b64decode(raw, validate=True)
+        jsonbody.loads(decoded)
+        return decoded.decode()
+    except (binascii.Error, UnicodeDecodeError, InvalidRequestContentException):
         raise InvalidRequestContentException(
             "Client context must be a valid Base64-encoded JSON object.") from None
-    return decoded
 
 
 def _check_payload(payload: bytes) -> bytes:
+    """The payload, unchanged, once it is known to be JSON as AWS reads it; the function gets the
+    client's bytes, never a re-serialisation."""
     if not payload:
         return b"{}"
-    try:
-        json.loads(payload)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: Could not parse payload into json: {exc.reason}") from None
-    except ValueError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+    jsonbody.loads(payload)
     return payload
 
 
@@ -508,7 +519,7 @@ async def get_policy(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dic
 
 def _layer_version_output(s: Services, layer: Any) -> dict[str, Any]:
     return {
-        "Content": {"Location": s.blob_url(layer.code.blob_key), "CodeSha256": layer.code.sha256_b64,
+        "Content": {"Location": s.code_urls.issue(layer.arn, layer.code.blob_key), "CodeSha256": layer.code.sha256_b64,
                     "CodeSize": layer.code.size},
         "LayerArn": layer.layer_arn, "LayerVersionArn": layer.arn, "Description": layer.description,
         "CreatedDate": layer.created_date, "Version": layer.version,

@@ -4,7 +4,8 @@ Routes requests to operations, parses each member from its model location (uri, 
 string, header, JSON body, raw payload), validates every model constraint with AWS's exact
 wording, and serialises outputs and errors as rest-json. Invariants: no shape is written by
 hand; everything per operation is compiled once in `LambdaModel()`; input and output dicts
-use the model's CamelCase member names and leave out unset members.
+use the model's CamelCase member names and leave out unset members; `parse` raises nothing
+but ApiError subclasses, whatever the bytes (JSON bodies are read by `jsonbody`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from botocore.loaders import create_loader
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from lamina import errors
+from lamina.api import jsonbody
 from lamina.api.constraints import (
     JAVA_TYPES,
     MODEL_PATCHES,
@@ -36,38 +38,19 @@ from lamina.api.constraints import (
 
 __all__ = ["LambdaModel", "OperationModel", "field_name", "json_error_detail"]
 
-def json_error_detail(body: bytes) -> str:
-    """What AWS (Jackson) says about a body that is not JSON, after 'Could not parse payload into json: '."""
-    def where(column: int) -> str:
-        return ("\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); "
-                f"line: 1, column: {column}]")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"Invalid UTF-8 start byte 0x{body[exc.start]:02x}" + where(exc.start + 2)
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            return "Unexpected end-of-input" + where(len(text) + 1)
-        ch = text[exc.pos]
-        column = exc.colno + 1 if exc.lineno == 1 else exc.colno
-        if ch.isalpha():
-            token = re.match(r'[^\s,:\[\]{}"]+', text[exc.pos:])
-            return (f"Unrecognized token '{token.group(0) if token else ch}': was expecting (JSON String, Number, "
-                    "Array, Object or token 'null', 'true' or 'false')" + where(column))
-        code = ord(ch)
-        control = code < 32 or 0x7F <= code <= 0x9F
-        shown = f"(CTRL-CHAR, code {code})" if control else f"'{ch}' (code {code})"
-        expected = ("was expecting double-quote to start field name" if "property name" in exc.msg else
-                    "expected a valid value (JSON String, Number, Array, Object or token 'null', 'true' or 'false')")
-        return f"Unexpected character ({shown}): {expected}" + where(column)
-    return "Unexpected content"
+json_error_detail = jsonbody.json_error_detail
+# JSON may spell lone surrogates ("\\ud800"), which no UTF-8 text can hold
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _utf8_safe(text: str) -> str:
+    """`text` as it can be stored and echoed: a lone surrogate becomes "?", as Java's UTF-8 encoder
+    writes it."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("?", text)
 
 
 def _bad_content(detail: str) -> errors.ApiError:
-    return errors.InvalidRequestContentException(
-        f"Could not parse request body into json: Could not parse payload into json: {detail}")
+    return errors.InvalidRequestContentException(jsonbody.PREFIX + detail)
 
 
 def _type_mismatch(shape: Shape | None, value: Any) -> errors.ApiError:
@@ -113,7 +96,7 @@ def _from_json(shape: Shape, value: Any) -> Any:
         if not isinstance(value, dict):
             raise _type_mismatch(shape, value)
         value_shape = shape.value
-        return {str(k): _from_json(value_shape, v) for k, v in value.items()}
+        return {_utf8_safe(k): _from_json(value_shape, v) for k, v in value.items()}
     if isinstance(value, (dict, list)):
         raise _type_mismatch(shape, value)
     try:
@@ -125,7 +108,7 @@ def _from_json(shape: Shape, value: Any) -> Any:
 def _scalar(shape: Shape, value: Any) -> Any:
     kind = shape.type_name
     if kind == "string":
-        return value if isinstance(value, str) else json.dumps(value)
+        return _utf8_safe(value) if isinstance(value, str) else json.dumps(value)
     if kind in ("integer", "long"):
         if isinstance(value, bool):
             raise ValueError(value)
@@ -342,10 +325,7 @@ class LambdaModel:
         plan = self._inputs[op.name]
         params: dict[str, Any] = {}
         if plan.body is not None and body.strip():
-            try:
-                document = json.loads(body)
-            except ValueError:
-                raise _bad_content(json_error_detail(body)) from None
+            document = jsonbody.loads(body)
             if not isinstance(document, dict):
                 raise _type_mismatch(op.input_shape, document)
             if plan.payload is not None:
@@ -420,7 +400,8 @@ class LambdaModel:
 
 
 def _dumps(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # "replace": a lone surrogate that slipped into an output (an echoed value) becomes "?", not a 500
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 def _query_pairs(query: str | list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -5,6 +5,11 @@ form, rebuilds the canonical request exactly as AWS SDKs sign it for non-S3 serv
 already percent-encoded path is encoded once more) and compares signatures in constant time.
 Refusals carry AWS's error codes and wording. Derived signing keys are cached per
 (secret, date, region, service); nothing else is kept between requests.
+
+Invariants: whatever the headers and query hold, `verify` returns a Caller or raises an
+ApiError (never another exception); a presigned request lives at most X-Amz-Expires seconds,
+which must be 0 to 604800 (SigV4's one week), and one without X-Amz-Expires only as long as
+a header-signed request (the 5-minute skew window).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from lamina.errors import (
+    AuthorizationQueryParametersError,
     IncompleteSignatureException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
@@ -32,12 +38,14 @@ __all__ = ["Caller", "SigV4Verifier"]
 ALGORITHM = "AWS4-HMAC-SHA256"
 TERMINATOR = "aws4_request"
 STAMP = "%Y%m%dT%H%M%SZ"
+MAX_PRESIGNED_EXPIRES = 604_800  # a week: SigV4 signing keys are valid for seven days
 BAD_SIGNATURE = ("The request signature we calculated does not match the signature you provided. Check your "
                  "AWS Secret Access Key and signing method. Consult the service documentation for details.")
 _MAX_CACHED_KEYS = 1024
 _BASIC_STAMP = re.compile(r"\d{8}T\d{6}Z")
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~%/-]*")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class SigV4Verifier:
             ALGORITHM, signed.timestamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest()))
         key = self._signing_key(secret, signed.date, signed.region, signed.service)
         expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
-        if not hmac.compare_digest(expected, signed.signature):
+        if not _same(expected, signed.signature):
             raise InvalidSignatureException(BAD_SIGNATURE)
         return Caller(signed.access_key, signed.region, signed.service)
 
@@ -196,14 +204,24 @@ def _parse_presigned(query: Mapping[str, str]) -> _Signed:
     if missing:
         raise IncompleteSignatureException(" ".join(missing) + " Re-examine the query-string parameters.")
     raw_expires = query.get("X-Amz-Expires")
-    expires: int | None = None
-    if raw_expires is not None:
-        if not raw_expires.isdigit():
-            raise IncompleteSignatureException(
-                f"X-Amz-Expires must be a non-negative integer; got '{raw_expires}'.")
-        expires = int(raw_expires)
+    expires = None if raw_expires is None else _expires(raw_expires)
     return _signed(query["X-Amz-Credential"], query["X-Amz-SignedHeaders"], query["X-Amz-Signature"],
-                   query["X-Amz-Date"], expires if expires is not None else 604800)
+                   query["X-Amz-Date"], expires)
+
+
+def _expires(raw: str) -> int:
+    """X-Amz-Expires as a number of seconds, refused in S3's words (the only ones AWS documents)."""
+    if _INTEGER.fullmatch(raw.strip()) is None:
+        raise AuthorizationQueryParametersError("X-Amz-Expires should be a number")
+    digits = raw.strip().lstrip("+")
+    if digits.startswith("-"):
+        raise AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
+    # compare as text first: int() of a huge digit string is slow, or refused outright
+    if len(digits.lstrip("0")) > len(str(MAX_PRESIGNED_EXPIRES)) or int(digits) > MAX_PRESIGNED_EXPIRES:
+        raise AuthorizationQueryParametersError(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less "
+            f"than {MAX_PRESIGNED_EXPIRES} seconds")
+    return int(digits)
 
 
 def _signed(credential: str, signed_headers: str, signature: str, timestamp: str,
@@ -274,10 +292,16 @@ def _payload_hash(headers: Mapping[str, str], body: bytes) -> str:
     declared = headers.get("x-amz-content-sha256")
     if declared is None:
         return hashlib.sha256(body).hexdigest()
-    if len(declared) == 64 and not hmac.compare_digest(declared.lower(), hashlib.sha256(body).hexdigest()):
+    if len(declared) == 64 and not _same(hashlib.sha256(body).hexdigest(), declared.lower()):
         # The signature would cover a hash that is not the body's: the body was changed.
         raise InvalidSignatureException(BAD_SIGNATURE)
     return declared
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality that tolerates any text a client sends (compare_digest refuses
+    non-ASCII str)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
 def _epoch(stamp: str) -> int:

@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     import uvicorn
 
+    from lamina.api.protocol import guarded_protocol
     from lamina.app import create_app
 
     app = create_app(settings)
@@ -30,34 +31,35 @@ def _serve(args: argparse.Namespace) -> int:
     # out of the collector's generations so that collections walk only what requests create
     gc.collect()
     gc.freeze()
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+    # httptools with header and body deadlines (uvicorn alone never times out a half-sent
+    # request). No limit_concurrency: it answers 503 only once headers are complete, so it
+    # would not stop connections that never finish theirs; the deadlines bound those.
+    http = guarded_protocol(settings.header_timeout, settings.body_timeout)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http=http,
                             lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=75)
     uvicorn.Server(config).run()
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from lamina.observe.logs import log_path
+    from lamina.observe.logs import LogReader
 
     settings = Settings.from_env(data_dir=args.data_dir)
-    path = log_path(settings.data_dir, args.region or settings.default_region, args.function_name)
-    if not path.exists() and not args.follow:
-        print(f"lamina: no logs for {args.function_name}", file=sys.stderr)
-        return 1
+    reader = LogReader(settings.data_dir, args.region or settings.default_region, args.function_name)
     out = sys.stdout.buffer
-    offset = 0
-    while True:
-        if path.exists():
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-                offset += len(chunk)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-        if not args.follow:
-            return 0
-        time.sleep(0.2)
+    try:
+        # both segments, oldest first; with --follow, what is appended, across rotations
+        if not reader.poll(out.write) and not args.follow:
+            print(f"lamina: no logs for {args.function_name}", file=sys.stderr)
+            return 1
+        out.flush()
+        while args.follow:
+            time.sleep(0.2)
+            reader.poll(out.write)
+            out.flush()
+    finally:
+        reader.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

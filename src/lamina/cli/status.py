@@ -2,23 +2,32 @@
 
 `render_status` is pure (status JSON in, table text out) and tolerates missing fields, shown
 as "-", so that the command works against a server that reports only part of the status.
+The request is SigV4-signed (the server refuses unsigned ones unless configured otherwise)
+with the key pair `signing_keys` picks from the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:3001"
+DEFAULT_KEYS = ("test", "test")
 STATES = ("starting", "idle", "busy", "provisioned")
 # (column title, key in a function's entry)
 COUNTERS = (("CONC", "concurrent_executions"), ("INVOKES", "invocations"), ("ERRORS", "errors"),
             ("THROTTLES", "throttles"), ("COLD", "cold_starts"), ("FORKED", "forked_starts"),
-            ("MEM_MB", "memory_mb"))
+            ("MEM_MB", "memory_mb"), ("DISK_MB", "disk_mb"))
 
 
 def _cell(value: Any) -> str:
@@ -58,6 +67,8 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("(no environments)")
     lines.append(
         f"capacity {_cell(data.get('capacity_mb'))} MB, reserved {_cell(data.get('reserved_mb'))} MB, "
+        f"disk capacity {_cell(data.get('disk_capacity_mb'))} MB, "
+        f"disk reserved {_cell(data.get('disk_reserved_mb'))} MB, "
         f"concurrency limit {_cell(data.get('concurrency_limit'))}, "
         f"concurrent executions {_cell(data.get('concurrent_executions'))}"
     )
@@ -69,11 +80,30 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fetch_status(endpoint: str, timeout: float = 5.0) -> dict[str, Any]:
-    """GET {endpoint}/_lamina/status; raises OSError (incl. URLError) when the server is unreachable
-    and ValueError when the answer is not a JSON object."""
+def signing_keys(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The key pair to sign with: LAMINA_CREDENTIALS's first pair (the server's own setting, when
+    this runs beside it), else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else test/test."""
+    env = os.environ if env is None else env
+    for pair in env.get("LAMINA_CREDENTIALS", "").split(","):
+        key, sep, secret = pair.partition(":")
+        if sep and key.strip():
+            return key.strip(), secret.strip()
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    return DEFAULT_KEYS
+
+
+def fetch_status(endpoint: str, timeout: float = 5.0, keys: tuple[str, str] | None = None,
+                 region: str = "us-east-1") -> dict[str, Any]:
+    """GET {endpoint}/_lamina/status, signed with `keys` (default: `signing_keys()`); raises OSError
+    (incl. URLError, HTTPError) when the server is unreachable or refuses, and ValueError when the
+    answer is not a JSON object."""
     url = endpoint.rstrip("/") + "/_lamina/status"
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    access_key, secret = keys or signing_keys()
+    signed = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(access_key, secret), "lambda", region).add_auth(signed)
+    request = urllib.request.Request(url, headers=dict(signed.headers.items()))
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         data = json.loads(resp.read())
     if not isinstance(data, dict):
         raise ValueError("the status answer is not a JSON object")
@@ -85,7 +115,12 @@ def status_command(args: argparse.Namespace) -> int:
     try:
         data = fetch_status(endpoint)
     except urllib.error.HTTPError as exc:
-        print(f"lamina: {endpoint} answered HTTP {exc.code} to /_lamina/status", file=sys.stderr)
+        error = exc.headers.get("x-amzn-ErrorType") or f"HTTP {exc.code}"
+        print(f"lamina: {endpoint} answered {error} to /_lamina/status", file=sys.stderr)
+        if exc.code == 403:
+            print("lamina: the request was signed with LAMINA_CREDENTIALS's first key pair, else "
+                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else test/test: set one the server accepts",
+                  file=sys.stderr)
         return 1
     except OSError as exc:
         reason = getattr(exc, "reason", exc)

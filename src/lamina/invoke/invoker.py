@@ -2,7 +2,9 @@
 
 `Invoker.invoke` is the one entry point. It never raises for function failures; those
 come back in `InvokeResult`. Concurrent invokes of one function each get an environment
-of their own, started as needed.
+of their own, started as needed. Each environment holds a `Reservation` of the host's
+memory and disk (its /tmp) from the moment its start is decided until it ends; a start
+that does not fit evicts idle environments or is throttled.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from lamina.control.model import FunctionConfig
 from lamina.errors import TooManyRequestsException
-from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, ConcurrencyLimiter, MemoryCapacity, throttled
+from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, Capacity, ConcurrencyLimiter, Reservation, throttled
 from lamina.invoke.pool import FunctionKey, FunctionPool, PoolKey
 from lamina.observe.logs import LogSink, tail
 from lamina.runtimeapi.channel import Invocation, RuntimeReply
@@ -31,7 +33,7 @@ from lamina.sandbox import cgroups
 from lamina.sandbox.cgroups import limits_for
 from lamina.sandbox.environment import Environment, EnvState
 from lamina.sandbox.linux import SandboxSpec
-from lamina.sandbox.scratch import ScratchPool
+from lamina.sandbox.scratch import Scratch, ScratchPool
 from lamina.sandbox.zygote import Zygote, ZygoteState
 from lamina.settings import Settings
 
@@ -83,7 +85,9 @@ class Invoker:
                                     owner=(settings.sandbox_uid, settings.sandbox_gid))
         self._limiter = ConcurrencyLimiter(settings.effective_concurrency_limit)
         self._burst = BurstLimiter(settings.burst_limit)
-        self._capacity = MemoryCapacity(settings.effective_capacity_mb)
+        self._capacity = Capacity(settings.effective_capacity_mb)
+        self._disk = Capacity(settings.effective_disk_capacity_mb())
+        self._held: dict[Environment, Reservation] = {}  # what each live environment holds
         self._stats: dict[FunctionKey, FunctionStats] = {}
         self._provisioned: dict[PoolKey, tuple[FunctionConfig, int]] = {}
         self._provisioning: dict[PoolKey, asyncio.Task[None]] = {}
@@ -102,6 +106,10 @@ class Invoker:
             if not cgroups.favour_dynamic_moves():
                 log.info("cgroup2 is not mounted with favordynmods: environment starts will be slower")
         await asyncio.get_running_loop().run_in_executor(None, self._scratch.start)
+        if self._scratch.usable and self._disk.capacity_mb < 512:
+            log.warning("disk capacity for /tmp is %d MB, less than one environment's default 512 MB: every "
+                        "start will be throttled (free space on the data dir, or set LAMINA_DISK_CAPACITY_MB)",
+                        self._disk.capacity_mb)
         self._scratch.refill()
         self._reaper = asyncio.create_task(self._reap_forever())
 
@@ -201,12 +209,15 @@ class Invoker:
             missing = requested - len(pool.provisioned())
             if missing <= 0:
                 return
-            if not self._capacity.fits(cfg.memory_size):
-                self._evict_idle(cfg.memory_size)
-            if not self._capacity.fits(cfg.memory_size):
-                log.warning("no memory capacity left for provisioned concurrency of %s", cfg.qualified_arn)
+            reservation = self._reserve(cfg)
+            if reservation is None:
+                log.warning("no memory or disk capacity left for provisioned concurrency of %s", cfg.qualified_arn)
                 return
-            env = await self._start_environment(cfg, pool, provisioned=True)
+            try:
+                env = await self._start_environment(cfg, pool, reservation, provisioned=True)
+            except TooManyRequestsException:
+                log.warning("no memory capacity left for a /tmp of provisioned concurrency of %s", cfg.qualified_arn)
+                return
             if env.state is EnvState.IDLE:
                 env.mark_provisioned()
                 pool.give_back(env, self._generations.get(pool_key))
@@ -225,6 +236,9 @@ class Invoker:
         self._stats.pop(key, None)
         for pool_key in [k for k in self._pools if k[:3] == key]:
             self._drop_pool(pool_key)
+        # after the environments are gone; what they still write as they end is dropped, and
+        # a function made again under this name starts a log of its own
+        self._logs.remove(region, name)
 
     def _drop_pool(self, pool_key: PoolKey) -> None:
         self._generations.pop(pool_key, None)
@@ -313,31 +327,74 @@ class Invoker:
             pool.discard(env)
         try:
             self._burst.take(key)
-            if not self._capacity.fits(cfg.memory_size):
-                self._evict_idle(cfg.memory_size)
-            if not self._capacity.fits(cfg.memory_size):
+            reservation = self._reserve(cfg)
+            if reservation is None:
+                # AWS has no throttle reason for a host out of room; this is the account's
+                # concurrency running out, as with memory
                 raise throttled(ACCOUNT_LIMIT)
         except TooManyRequestsException:
             stats.throttles += 1
             raise
         stats.cold_starts += 1
-        return await self._start_environment(cfg, pool)
+        return await self._start_environment(cfg, pool, reservation)
 
-    def _evict_idle(self, memory_mb: int) -> None:
-        """Destroy idle environments, least recently used first, until `memory_mb` fits."""
+    def _needs(self, cfg: FunctionConfig) -> Reservation:
+        """What an environment of `cfg` holds: its MemorySize, and its /tmp on disk; where /tmp
+        is a tmpfs (no loop devices) it is memory, charged to the environment's cgroup."""
+        if self._scratch.usable:
+            return Reservation(cfg.memory_size, cfg.ephemeral_storage)
+        return Reservation(cfg.memory_size + cfg.ephemeral_storage, 0)
+
+    def _fits(self, need: Reservation) -> bool:
+        return self._capacity.fits(need.memory_mb) and self._disk.fits(need.disk_mb)
+
+    def _reserve(self, cfg: FunctionConfig) -> Reservation | None:
+        """Reserve room for one new environment of `cfg` now (before any await, so that starts
+        running side by side cannot all take the same room), evicting idle environments for it;
+        None when there is no room."""
+        need = self._needs(cfg)
+        if not self._fits(need):
+            self._evict_idle(need)
+            if not self._fits(need):
+                return None
+        self._capacity.reserve(need.memory_mb)
+        self._disk.reserve(need.disk_mb)
+        return need
+
+    def _release(self, reservation: Reservation) -> None:
+        self._capacity.free(reservation.memory_mb)
+        self._disk.free(reservation.disk_mb)
+
+    def _evict_idle(self, need: Reservation) -> None:
+        """Destroy idle environments, least recently used first, until `need` fits; none when
+        even all of them would not make room (the request is throttled anyway)."""
         idle = sorted(((env, pool) for pool in self._pools.values() for env in pool.idle if not env.provisioned),
                       key=lambda pair: pair[0].last_used)
+        held = [self._held[env] for env, _pool in idle if env in self._held]
+        if not (self._capacity.fits(need.memory_mb - sum(r.memory_mb for r in held))
+                and self._disk.fits(need.disk_mb - sum(r.disk_mb for r in held))):
+            return
         for env, pool in idle:
-            if self._capacity.fits(memory_mb):
+            if self._fits(need):
                 return
-            pool.discard(env)
+            pool.discard(env)  # its on_dead gives its reservation back at once
 
-    async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool, *,
+    async def _start_environment(self, cfg: FunctionConfig, pool: FunctionPool, reservation: Reservation, *,
                                  provisioned: bool = False) -> Environment:
+        """Start an environment holding `reservation` (taken by `_reserve`): the environment
+        gives it back when it ends; until there is one, a failure here does."""
         launch = self._catalog.get(cfg.runtime or "")
+        # taken before any await: if the function is deleted meanwhile, this log is the removed one
+        # and what the environment writes is dropped, not left behind for a function of that name
+        function_log = self._logs.open(cfg.region, cfg.name)
         loop = asyncio.get_running_loop()
-        code_dir = await loop.run_in_executor(None, self._code_dir, cfg)
-        opt_dir = await loop.run_in_executor(None, self._opt_dir, cfg) if cfg.layers else None
+        try:
+            code_dir = await loop.run_in_executor(None, self._code_dir, cfg)
+            opt_dir = await loop.run_in_executor(None, self._opt_dir, cfg) if cfg.layers else None
+            scratch, reservation = await self._tmp_for(cfg, reservation)
+        except BaseException:
+            self._release(reservation)
+            raise
         argv = launch.argv if launch else ("/var/task/bootstrap",)
         # lexists: a bootstrap that is a symlink resolves inside the sandbox; following it on
         # the host would tell the function which host paths exist
@@ -345,7 +402,6 @@ class Invoker:
                 and opt_dir is not None and os.path.lexists(opt_dir / "bootstrap"):
             argv = ("/opt/bootstrap",)  # a custom runtime may come from a layer
         env_vars = self._environment_variables(cfg)
-        scratch = await self._scratch.acquire(cfg.ephemeral_storage)
         spec = SandboxSpec(
             code_dir=code_dir, argv=argv,
             extra_ro_binds=((str(opt_dir), "/opt"),) if opt_dir is not None else (),
@@ -356,10 +412,8 @@ class Invoker:
         # a tmpfs /tmp (no loop devices here) is charged to the memory cgroup: budget for it
         tmp_in_memory = 0 if scratch else cfg.ephemeral_storage
 
-        self._capacity.reserve(cfg.memory_size)
-
         def released(env: Environment) -> None:
-            self._capacity.free(cfg.memory_size)
+            self._release(self._held.pop(env, reservation))
             if scratch is not None:
                 self._scratch.release(scratch)
             if env.provisioned:  # a provisioned environment died (timeout, crash): replace it
@@ -368,9 +422,9 @@ class Invoker:
         env = Environment(
             spec=spec, limits=limits_for(cfg.memory_size, tmp_in_memory, self._settings.pids_limit),
             cgroup_base=self._cgroup_base, memory_mb=cfg.memory_size, version=cfg.version,
-            log_writer=lambda data: self._logs.write(cfg.region, cfg.name, data), key=cfg.generation,
-            on_dead=released,
+            log_writer=function_log.write, key=cfg.generation, on_dead=released,
         )
+        self._held[env] = reservation
         env_vars["AWS_LAMBDA_LOG_STREAM_NAME"] = (
             time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{cfg.version}]{env.id}")
         pool.add(env)
@@ -387,6 +441,20 @@ class Invoker:
             if env.zygote is not None:
                 self._stats.setdefault(pool_key[:3], FunctionStats()).forked_starts += 1
         return env
+
+    async def _tmp_for(self, cfg: FunctionConfig, reservation: Reservation) -> tuple[Scratch | None, Reservation]:
+        """The environment's disk-backed /tmp, or None for a tmpfs one. When a disk-backed one
+        was reserved but cannot be made (no loop device, or no disk left), the tmpfs that
+        replaces it is memory: the reservation moves there if memory has room, else this
+        throttles (changing nothing)."""
+        scratch = await self._scratch.acquire(cfg.ephemeral_storage)
+        if scratch is not None or not reservation.disk_mb:
+            return scratch, reservation
+        if not self._capacity.fits(reservation.disk_mb):
+            raise throttled(ACCOUNT_LIMIT)
+        self._disk.free(reservation.disk_mb)
+        self._capacity.reserve(reservation.disk_mb)
+        return None, Reservation(reservation.memory_mb + reservation.disk_mb, 0)
 
     async def _zygote_for(self, cfg: FunctionConfig, pool_key: PoolKey, launch: RuntimeLaunch | None,
                           spec: SandboxSpec, scaling_out: bool) -> Zygote | None:
@@ -463,23 +531,29 @@ class Invoker:
         for key in sorted({k[:3] for k in self._pools} | set(self._stats)):
             _account, region, name = key
             counts = dict.fromkeys(("starting", "idle", "busy", "provisioned"), 0)
-            memory = 0
+            memory = disk = 0
             envs = [env for pool_key, pool in self._pools.items() if pool_key[:3] == key for env in pool]
             for env in envs:
                 state = "provisioned" if env.provisioned and env.state is EnvState.IDLE else env.state.value
                 if state in counts:
                     counts[state] += 1
                     memory += env.memory_mb
+                    held = self._held.get(env)
+                    disk += held.disk_mb if held is not None else 0
             stats = self._stats.get(key, FunctionStats())
             functions[f"{region}/{name}"] = {
                 "environments": counts, "concurrent_executions": self._limiter.inflight(key),
                 "invocations": stats.invocations, "errors": stats.errors, "throttles": stats.throttles,
                 "cold_starts": stats.cold_starts, "forked_starts": stats.forked_starts, "memory_mb": memory,
+                "disk_mb": disk,
                 "zygotes": sum(1 for pool_key, z in self._zygotes.items()
                                if pool_key[:3] == key and z.state is ZygoteState.READY),
             }
         return {
             "capacity_mb": self._capacity.capacity_mb, "reserved_mb": self._capacity.reserved_mb,
+            "disk_capacity_mb": self._disk.capacity_mb, "disk_reserved_mb": self._disk.reserved_mb,
+            # where environments' /tmp lives: "disk" (loop devices) or "memory" (tmpfs)
+            "tmp_backing": "disk" if self._scratch.usable else "memory",
             "concurrency_limit": self._limiter.account_limit,
             "concurrent_executions": self._limiter.concurrent_executions, "functions": functions,
         }

@@ -2,11 +2,12 @@
 
 Concurrency follows Lambda's account model: a function with reserved concurrency R runs
 at most R invocations at once, drawing only on its reservation; every other function
-shares the unreserved pool (account limit minus all reservations). Memory capacity is
-the host's budget for environments, each reserving its function's MemorySize. New
-environments per function are rate-limited by a token bucket (burst, refilled over 10 s).
-A request past any limit is refused at once with the throttle's reason; nothing queues.
-Everything runs on the event loop thread.
+shares the unreserved pool (account limit minus all reservations). Memory and disk
+capacity are the host's budgets for environments: each holds a `Reservation` of its
+function's MemorySize and EphemeralStorage from its start until it ends. New environments
+per function are rate-limited by a token bucket (burst, refilled over 10 s). A request past
+any limit is refused at once with the throttle's reason; nothing queues. Everything runs on
+the event loop thread.
 """
 
 from __future__ import annotations
@@ -118,18 +119,26 @@ class BurstLimiter:
         self._buckets.pop(key, None)
 
 
-class MemoryCapacity:
-    """The host's memory budget for environments, in MB."""
+class Capacity:
+    """One of the host's budgets for environments (memory or disk), in MB."""
 
     def __init__(self, capacity_mb: int) -> None:
         self.capacity_mb = capacity_mb
         self.reserved_mb = 0
 
-    def fits(self, memory_mb: int) -> bool:
-        return self.reserved_mb + memory_mb <= self.capacity_mb
+    def fits(self, size_mb: int) -> bool:
+        return self.reserved_mb + size_mb <= self.capacity_mb
 
-    def reserve(self, memory_mb: int) -> None:
-        self.reserved_mb += memory_mb
+    def reserve(self, size_mb: int) -> None:
+        self.reserved_mb += size_mb
 
-    def free(self, memory_mb: int) -> None:
-        self.reserved_mb = max(0, self.reserved_mb - memory_mb)
+    def free(self, size_mb: int) -> None:
+        self.reserved_mb = max(0, self.reserved_mb - size_mb)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What one environment holds of the host's capacities while it lives."""
+
+    memory_mb: int
+    disk_mb: int

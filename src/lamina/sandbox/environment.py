@@ -11,7 +11,8 @@ Lifecycle (every transition not listed is refused):
 An environment serves one function version (one configuration generation) and one
 invocation at a time. It is frozen (cgroup freezer) while idle and the runtime is parked
 in `GET /next`, thawed to serve. Timeouts, crashes and OOM kills end it; failures come
-back as `Outcome` values, never as exceptions.
+back as `Outcome` values, never as exceptions. The runtime's output goes to the log writer
+as it comes; while the writer says the function is over its log rate, it is left unread.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ INIT_TIMEOUT_SECONDS = 10.0
 # load, an environment reused within it is never frozen and thawed (two cgroup writes that
 # cost more than the rest of a warm invoke); background threads get at most this much time.
 FREEZE_AFTER_SECONDS = 0.02
+# At the end of an invocation, at most this much of what the function already wrote is read
+# before END: a full pipe, which is all a writer can have written without waiting (1 MiB is
+# the most an unprivileged process can make its pipe hold). A function that keeps writing
+# meanwhile is read by the reader later, not in a loop here.
+DRAIN_LIMIT_BYTES = 1 << 20
 _SIGNAL_NAMES = {6: "aborted", 7: "bus error", 9: "killed", 11: "segmentation fault"}
 
 
@@ -86,7 +92,7 @@ def _utc_stamp() -> str:
 
 class Environment:
     def __init__(self, *, spec: SandboxSpec, limits: CgroupLimits, cgroup_base: str,
-                 memory_mb: int, version: str, log_writer: Callable[[bytes], None],
+                 memory_mb: int, version: str, log_writer: Callable[[bytes], float],
                  on_dead: Callable[[Environment], None] | None = None, key: object = None) -> None:
         self.id = uuid.uuid4().hex
         self.key = key  # opaque to the environment: what its owner started it for
@@ -107,6 +113,7 @@ class Environment:
         self._init_done: asyncio.Future[RuntimeReply | None] = self._loop.create_future()
         self._frozen = False
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._output_timer: asyncio.TimerHandle | None = None  # output not read until it fires
         self._capture: bytearray | None = bytearray()  # init output goes to the first invocation's tail
         self._init_ms: float | None = None
         self._exit_reason: str | None = None
@@ -385,30 +392,44 @@ class Environment:
 
     # -- output -----------------------------------------------------------------------------------
     def _read_output(self) -> None:
-        data = self._proc.read_output(self._loop) if self._proc is not None else b""
-        if data:
-            self._emit(data)
+        proc = self._proc
+        data = proc.read_output(self._loop) if proc is not None else b""
+        if data and (pause := self._emit(data)) > 0.0 and proc is not None and proc.output_fd >= 0:
+            # over its log rate: leave the output unread for a while, so that the function's own
+            # writes wait (its pipe fills) rather than the server doing the work
+            self._loop.remove_reader(proc.output_fd)
+            self._output_timer = self._loop.call_later(pause, self._resume_output)
+
+    def _resume_output(self) -> None:
+        self._output_timer = None
+        proc = self._proc
+        if proc is not None and proc.output_fd >= 0 and not self._destroyed:
+            self._loop.add_reader(proc.output_fd, self._read_output)
 
     def _drain_output(self) -> None:
-        """Read everything already written, so that it lands before END/REPORT."""
+        """Read what is already written (up to a full pipe), so that it lands before END/REPORT."""
         proc = self._proc
         if proc is None or proc.output_fd < 0:
             return
-        while True:
+        left = DRAIN_LIMIT_BYTES
+        while left > 0:
             try:
-                data = os.read(proc.output_fd, 1 << 20)
+                data = os.read(proc.output_fd, left)
             except (BlockingIOError, OSError):
                 return
             if not data:
                 return
+            left -= len(data)
             self._emit(data)
 
-    def _emit(self, data: bytes) -> None:
-        self._log_writer(data)
+    def _emit(self, data: bytes) -> float:
+        """Log `data` (and keep it for the tail); returns the log writer's pause (`FunctionLog.write`)."""
+        pause = self._log_writer(data)
         if self._capture is not None:
             self._capture += data
             if len(self._capture) > 65536:  # only the tail is ever returned
                 del self._capture[:-8192]
+        return pause
 
     # -- teardown ---------------------------------------------------------------------------------
     def _kill(self, reason: str) -> None:
@@ -444,6 +465,9 @@ class Environment:
         if self._destroyed:
             return
         self._destroyed = True
+        if self._output_timer is not None:
+            self._output_timer.cancel()
+            self._output_timer = None
         if self.zygote is not None:
             self.zygote.live -= 1
         if self._server is not None:

@@ -151,6 +151,39 @@ def test_presigned_query_string(verifier: SigV4Verifier) -> None:
         "The request signature we calculated does not match")
 
 
+WEEK_MESSAGE = ("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be "
+                "less than 604800 seconds")
+
+
+def _presigned(expires: int) -> Wire:
+    request = AWSRequest(method="GET", url=ENDPOINT + "/2015-03-31/functions/")
+    SigV4QueryAuth(Credentials("test", "test"), "lambda", "us-east-1", expires=expires).add_auth(request)
+    prepared = request.prepare()
+    return _wire(prepared.method, prepared.url, prepared.headers, b"")
+
+
+@pytest.mark.parametrize(("expires", "message"), [
+    ("604801", WEEK_MESSAGE), ("1000000000", WEEK_MESSAGE), ("9" * 5000, WEEK_MESSAGE),
+    ("-1", "X-Amz-Expires must be non-negative"), ("abc", "X-Amz-Expires should be a number"),
+    ("", "X-Amz-Expires should be a number"), ("1e3", "X-Amz-Expires should be a number"),
+])
+def test_presigned_expiry_is_at_most_a_week(verifier: SigV4Verifier, expires: str, message: str) -> None:
+    """S3's refusals (the only ones AWS documents for X-Amz-Expires), checked before the signature."""
+    method, path, query, headers, body = _presigned(600)
+    query = query.replace("X-Amz-Expires=600", f"X-Amz-Expires={expires}")
+    err = refused(verifier, (method, path, query, headers, body))
+    assert (err.code, err.status, err.message) == ("AuthorizationQueryParametersError", 400, message)
+
+
+def test_presigned_expiry_is_honoured(verifier: SigV4Verifier) -> None:
+    week = _presigned(604800)
+    assert verify(verifier, week).access_key == "test"
+    assert verify(verifier, week, now=time.time() + 604000).access_key == "test"
+    assert refused(verifier, week, now=time.time() + 604900).message.startswith("Signature expired")
+    minute = _presigned(60)
+    assert refused(verifier, minute, now=time.time() + 90).message.startswith("Signature expired")
+
+
 # -- refusals ----------------------------------------------------------------------------------------
 
 def _expect(err: errors.ApiError, code: str, message: str | None = None) -> None:

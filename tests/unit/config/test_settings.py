@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,32 @@ def test_fork_starts_setting() -> None:
     Settings.from_env({"LAMINA_FORK_STARTS": "off"}).validate()
     with pytest.raises(ValueError, match="LAMINA_FORK_STARTS must be one of scale-out, always, off"):
         Settings.from_env({"LAMINA_FORK_STARTS": "sometimes"}).validate()
+
+
+def test_log_cap_and_disk_capacity_settings(tmp_path: Path) -> None:
+    assert Settings().log_max_mb == 64
+    s = Settings.from_env({"LAMINA_LOG_MAX_MB": "8", "LAMINA_DISK_CAPACITY_MB": "4096"})
+    assert (s.log_max_mb, s.effective_disk_capacity_mb()) == (8, 4096)
+    with pytest.raises(ValueError, match="LAMINA_LOG_MAX_MB must be at least 1"):
+        Settings.from_env({"LAMINA_LOG_MAX_MB": "0"}).validate()
+    with pytest.raises(ValueError, match="LAMINA_DISK_CAPACITY_MB must not be negative"):
+        Settings.from_env({"LAMINA_DISK_CAPACITY_MB": "-1"}).validate()
+    # by default: half of what is free on the data dir's file system
+    fs = os.statvfs(tmp_path)
+    free_mb = fs.f_bavail * fs.f_frsize // (1024 * 1024)
+    assert abs(Settings(data_dir=tmp_path).effective_disk_capacity_mb() - free_mb // 2) <= 64
+
+
+def test_api_edge_settings() -> None:
+    s = Settings()
+    assert (s.status_unsigned, s.code_url_expires, s.header_timeout, s.body_timeout) == ("off", 600, 30.0, 60.0)
+    s = Settings.from_env({"LAMINA_STATUS_UNSIGNED": " Loopback ", "LAMINA_CODE_URL_EXPIRES": "5",
+                           "LAMINA_HEADER_TIMEOUT": "0.5", "LAMINA_BODY_TIMEOUT": "2"})
+    s.validate()
+    assert (s.status_unsigned, s.code_url_expires, s.header_timeout, s.body_timeout) == ("loopback", 5, 0.5, 2.0)
+    with pytest.raises(ValueError, match="LAMINA_STATUS_UNSIGNED must be one of off, loopback"):
+        Settings.from_env({"LAMINA_STATUS_UNSIGNED": "anyone"}).validate()
+    with pytest.raises(ValueError, match="LAMINA_CODE_URL_EXPIRES must be 1 to 604800"):
+        Settings.from_env({"LAMINA_CODE_URL_EXPIRES": "604801"}).validate()
+    with pytest.raises(ValueError, match="LAMINA_HEADER_TIMEOUT and LAMINA_BODY_TIMEOUT must be positive"):
+        Settings.from_env({"LAMINA_BODY_TIMEOUT": "0"}).validate()
