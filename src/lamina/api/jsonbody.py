@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from lamina.errors import InvalidRequestContentException
+from lamina.jsondepth import nests_deeper_than
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_LENGTH", "json_error_detail", "loads"]
 
@@ -30,8 +31,6 @@ PREFIX = "Could not parse request body into json: Could not parse payload into j
 TOO_DEEP = (f"Document nesting depth ({MAX_DEPTH + 1}) exceeds the maximum allowed ({MAX_DEPTH}, from "
             "`StreamReadConstraints.getMaxNestingDepth()`)")
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _CONSTANT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)', re.DOTALL)
 _DIGITS = re.compile(r"[0-9]")
 
@@ -55,7 +54,7 @@ def loads(body: bytes) -> Any:
     except RecursionError:
         pass  # nested deeper than this interpreter's stack allows by default: rare, checked below
     # (a syntax error lying between that depth and the 1,001st level is reported as the nesting)
-    if _deeper_than(text, MAX_DEPTH):
+    if nests_deeper_than(text, MAX_DEPTH):
         raise _bad(TOO_DEEP)
     try:
         with _recursion_room(MAX_DEPTH + 64):
@@ -162,25 +161,6 @@ def _syntax_detail(text: str, exc: json.JSONDecodeError) -> str:
 
 
 # -- nesting beyond the default recursion limit --------------------------------------------------
-
-def _deeper_than(text: str, limit: int) -> bool:
-    """Whether brackets outside strings ever nest more than `limit` deep. Linear; run only for
-    documents the decoder could not take at the default recursion limit."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    depth = 0
-    step = 4096
-    for start in range(0, len(brackets), step):
-        chunk = brackets[start:start + step]
-        opens = chunk.count("[") + chunk.count("{")
-        if depth + opens <= limit:  # cannot cross the limit inside this chunk
-            depth += 2 * opens - len(chunk)
-            continue
-        for ch in chunk:
-            depth += 1 if ch in "[{" else -1
-            if depth > limit:
-                return True
-    return False
-
 
 @contextlib.contextmanager
 def _recursion_room(levels: int) -> Iterator[None]:

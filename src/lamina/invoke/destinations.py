@@ -16,12 +16,24 @@ from typing import Any
 import botocore.session
 from botocore.config import Config
 
+from lamina.jsondepth import nests_deeper_than
+
+# Deeper payloads are kept as text: parsing them and encoding the record again must not
+# reach Python's recursion limit (a function's response is as hostile as any input).
+MAX_RECORD_DEPTH = 500
+
 
 def _json_or_text(data: bytes) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return data.decode("utf-8", "replace")
+    if nests_deeper_than(text, MAX_RECORD_DEPTH):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _timestamp(epoch: float) -> str:
