@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # command:Debian package pairs installed when the command is missing.
-# bwrap: sandboxes; node/npm: the nodejs runtime; the build tools compile aws-lambda-ric for its tests.
+# bwrap: sandboxes; node/npm: the nodejs runtime; the build tools compile aws-lambda-ric for its tests;
+# zip: the README's example, which a test runs.
 APT_NEEDS := bwrap:bubblewrap node:nodejs npm:npm cmake:cmake make:make g++:g++ autoconf:autoconf \
-	automake:automake libtoolize:libtool
+	automake:automake libtoolize:libtool zip:zip
 
 .PHONY: setup run test lint bench clean
 
