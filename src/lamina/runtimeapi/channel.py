@@ -58,11 +58,13 @@ class RuntimeChannel:
         self._seen_next = False
         self.init_error: RuntimeReply | None = None
         self.closed = False
+        self.turns = 0  # invocations started and ended and GET /next calls: the server's idle clock watches it
 
     # -- invoker side -----------------------------------------------------------------
     def dispatch(self, invocation: Invocation) -> asyncio.Future[RuntimeReply]:
         if self._current is not None or self.closed:
             raise RuntimeError("environment is not idle")
+        self.turns += 1
         self._current = invocation
         self._reply = asyncio.get_running_loop().create_future()
         if self._waiter is not None:
@@ -74,6 +76,7 @@ class RuntimeChannel:
 
     def finish(self) -> None:
         """Forget the current invocation (after its reply or its failure)."""
+        self.turns += 1
         self._current = None
         self._queued = None
         self._reply = None
@@ -95,6 +98,7 @@ class RuntimeChannel:
     def next(self, waiter: NextWaiter) -> None:
         if self.closed:
             return
+        self.turns += 1
         first = not self._seen_next
         self._seen_next = True
         if self._queued is not None:
