@@ -495,6 +495,8 @@ class FunctionService:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._blobs.extracted, cfg.code.blob_key)
+            if cfg.layers:  # merged now, as AWS readies a function's layers before it is Active
+                await loop.run_in_executor(None, self._blobs.merged, [layer.code.blob_key for layer in cfg.layers])
             error: str | None = None
         except Exception as exc:
             error = str(exc) or type(exc).__name__

@@ -95,3 +95,9 @@ class BlobStore(Protocol):
         blob is missing; InvalidParameterValueException if it is not a usable zip.
         """
         ...
+
+    def merged(self, keys: list[str]) -> Path:
+        """The zip blobs' contents merged in order (a later one's entries replace what the
+        earlier ones put at their paths; nothing is written through a link), built once per
+        sequence of keys and cached. Errors as for `extracted`."""
+        ...
