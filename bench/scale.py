@@ -3,9 +3,10 @@
     .venv/bin/python bench/scale.py                  # starts its own server on a temp data dir
     .venv/bin/python bench/scale.py --endpoint http://127.0.0.1:3001 --environments 200
 
-The server it starts gets LAMINA_CAPACITY_MB and LAMINA_CONCURRENCY_LIMIT large enough for
---environments 128 MB environments, so that the defaults (75% of host memory; one 128 MB
-environment per limit unit) do not throttle the scale-up. With --endpoint, the server must be
+The server it starts gets LAMINA_CAPACITY_MB, LAMINA_DISK_CAPACITY_MB and
+LAMINA_CONCURRENCY_LIMIT large enough for --environments 128 MB environments, so that the
+defaults (75% of host memory; half the data dir's free disk for /tmp; one 128 MB environment
+per limit unit) do not throttle the scale-up. With --endpoint, the server must be
 configured the same way. Memory of idle environments is read from their v1 memory cgroups
 (`lamina/<server pid>/<environment>`), so it is only measured for a server on this machine.
 Prints one JSON document.
@@ -41,8 +42,10 @@ MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory/lamina")
 
 
 def _server_env(environments: int) -> dict[str, str]:
-    """Limits that let `environments` environments of 128 MB run at once."""
+    """Limits that let `environments` environments of 128 MB (and a /tmp of 512 MB, sparse:
+    nothing is written to it here) run at once."""
     return {"LAMINA_CAPACITY_MB": str((environments + 64) * 128 + 4096),
+            "LAMINA_DISK_CAPACITY_MB": str((environments + 64) * 512),
             "LAMINA_CONCURRENCY_LIMIT": str(environments + 100), "LAMINA_IDLE_TIMEOUT": "600"}
 
 
