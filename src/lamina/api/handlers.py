@@ -17,9 +17,11 @@ from lamina.control.aliases import AliasService
 from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerName, LayerService, layer_name
-from lamina.control.model import EventInvokeSetting, FunctionConfig, ProvisionedSetting
-from lamina.control.names import FunctionRef, resolve
 from lamina.control.policies import LayerPolicyService, PolicyService
+from lamina.domain.arns import parse_arn
+from lamina.domain.messages import function_not_ready
+from lamina.domain.model import EventInvokeSetting, FunctionConfig, ProvisionedSetting
+from lamina.domain.names import FunctionRef, resolve
 from lamina.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -157,10 +159,10 @@ async def get_function(s: Services, ctx: RequestContext, p: dict[str, Any]) -> d
 def current_code(s: Services, owner: str) -> str | None:
     """The blob key the owner of a code URL (a qualified function or layer version ARN, as
     `get_function` and `_layer_version_output` issue them) holds now; None once it is gone."""
-    parts = owner.split(":")  # arn:aws:lambda:region:account:(function|layer):name:(qualifier|version)
-    if len(parts) != 8:
+    arn = parse_arn(owner)  # arn:aws:lambda:region:account:(function|layer):name:(qualifier|version)
+    if arn is None or len(arn.resource) != 3:
         return None
-    _, _, _, region, account, kind, name, qualifier = parts
+    region, account, (kind, name, qualifier) = arn.region, arn.account, arn.resource
     try:
         if kind == "function":
             return s.functions.get(FunctionRef(account, region, name, qualifier)).code.blob_key
@@ -262,9 +264,7 @@ async def invoke(s: Services, ctx: RequestContext, p: dict[str, Any]) -> dict[st
     client_context = _client_context(p.get("ClientContext"))
     if not cfg.ready:
         if cfg.state.value == "Pending":
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. The function is currently in the following "
-                "state: Pending")
+            raise ResourceConflictException(function_not_ready("Pending"))
         if cfg.state.value == "Failed":
             raise ResourceNotReadyException(
                 f"The function is in a failed state and cannot be invoked: {cfg.state_reason or ''}".strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamina.control.model import Alias, FunctionConfig
+from lamina.domain.model import Alias, FunctionConfig
 
 
 def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alias: str | None = None) -> dict[str, Any]:

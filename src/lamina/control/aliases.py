@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lamina.control.functions import FunctionService
-from lamina.control.model import LATEST, Alias, FunctionConfig, new_revision_id
-from lamina.control.names import FunctionRef
+from lamina.domain.messages import revision_mismatch
+from lamina.domain.model import LATEST, Alias, FunctionConfig, new_revision_id
+from lamina.domain.names import FunctionRef
 from lamina.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -58,8 +59,7 @@ class AliasService:
             raise ResourceNotFoundException(f"Alias not found: {alias_arn(latest, name)}")
         if revision_id is not None and revision_id != alias.revision_id:
             raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                revision_mismatch())
         changed = replace(alias, function_version=version or alias.function_version,
                           description=alias.description if description is None else description,
                           routing=alias.routing if routing is None else dict(routing),

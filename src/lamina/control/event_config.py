@@ -11,8 +11,9 @@ import time
 from dataclasses import replace
 
 from lamina.control.functions import FunctionService
-from lamina.control.model import LATEST, EventInvokeSetting, FunctionConfig
-from lamina.control.names import FunctionRef
+from lamina.domain.arns import parse_arn
+from lamina.domain.model import LATEST, EventInvokeSetting, FunctionConfig
+from lamina.domain.names import FunctionRef
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 DEFAULT_RETRIES = 2
@@ -33,8 +34,8 @@ def _no_config(ref: FunctionRef) -> ResourceNotFoundException:
 
 
 def arn_service(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[2] if len(parts) > 5 and parts[0] == "arn" else ""
+    parsed = parse_arn(arn)
+    return parsed.service if parsed is not None else ""
 
 
 class EventInvokeConfigService:
@@ -158,14 +159,14 @@ class EventInvokeConfigService:
         return success, failure
 
     def _check_function_destination(self, latest: FunctionConfig, arn: str) -> None:
-        parts = arn.split(":")
-        if len(parts) < 7 or parts[5] != "function":
+        parsed = parse_arn(arn)
+        if parsed is None or parsed.resource_type != "function" or parsed.name is None:
             raise InvalidParameterValueException(f"The destination ARN {arn} is invalid.")
-        name, qualifier = parts[6], (parts[7] if len(parts) > 7 else None)
-        if name == latest.name and parts[4] == latest.account_id and parts[3] == latest.region:
+        name, qualifier = parsed.name, parsed.qualifier
+        if name == latest.name and parsed.account == latest.account_id and parsed.region == latest.region:
             raise InvalidParameterValueException("You can't specify the function as a destination for itself.")
         try:
-            self._functions.get(FunctionRef(parts[4], parts[3], name, qualifier))
+            self._functions.get(FunctionRef(parsed.account, parsed.region, name, qualifier))
         except ResourceNotFoundException:
             raise InvalidParameterValueException(f"The destination ARN {arn} is invalid.") from None
 

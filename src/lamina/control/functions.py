@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from lamina.control.codezip import inspect_zip
 from lamina.control.layers import check_total_size
-from lamina.control.model import (
+from lamina.domain.messages import function_not_ready, revision_mismatch, update_in_progress
+from lamina.domain.model import (
     LATEST,
     STATE_TRANSITIONS,
     CodeRef,
@@ -29,7 +29,7 @@ from lamina.control.model import (
     aws_timestamp,
     new_revision_id,
 )
-from lamina.control.names import FunctionRef
+from lamina.domain.names import FunctionRef
 from lamina.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -38,6 +38,7 @@ from lamina.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
+from lamina.packages import inspect_zip
 from lamina.runtimes.catalog import DEPRECATED, RuntimeCatalog, deprecation_message
 from lamina.store.protocols import BlobStore, MetadataStore
 
@@ -252,8 +253,7 @@ class FunctionService:
                 f"({latest.code.sha256_b64}). Please try again with the CodeSHA256 in $LATEST.")
         if revision_id is not None and revision_id != latest.revision_id:
             raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                revision_mismatch())
         key = _key(latest.account_id, latest.region, latest.name)
         published = self._versions.setdefault(key, {})
         if published:
@@ -461,16 +461,11 @@ class FunctionService:
             raise ResourceNotFoundException(f"Function not found: {ref.arn}")
         if revision_id is not None and revision_id != cfg.revision_id:
             raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                revision_mismatch())
         if cfg.state is FunctionState.PENDING:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. The function is currently in the following "
-                f"state: {cfg.state.value}")
+            raise ResourceConflictException(function_not_ready(cfg.state.value))
         if cfg.last_update_status is LastUpdateStatus.IN_PROGRESS:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. An update is in progress for resource: "
-                f"{cfg.arn}")
+            raise ResourceConflictException(update_in_progress(cfg.arn))
         return cfg
 
     def _begin_update(self, current: FunctionConfig, changed: FunctionConfig) -> FunctionConfig:

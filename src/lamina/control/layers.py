@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
-from lamina.control.codezip import MAX_UNZIPPED_BYTES, inspect_zip
-from lamina.control.model import CodeRef, LayerRef, LayerVersion, Policy
+from lamina.domain.arns import parse_arn
+from lamina.domain.model import CodeRef, LayerRef, LayerVersion, Policy
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.packages import MAX_UNZIPPED_BYTES, inspect_zip
 from lamina.store.metadata import SqlMetadataStore
 from lamina.store.protocols import BlobStore
 
@@ -37,9 +38,9 @@ class LayerName:
 
 def layer_name(value: str, *, region: str, account_id: str) -> LayerName:
     """A layer name or layer ARN (arn:aws:lambda:region:account:layer:name)."""
-    parts = value.split(":")
-    if parts[0] == "arn" and len(parts) >= 7:
-        return LayerName(parts[4], parts[3], parts[6])
+    arn = parse_arn(value)
+    if arn is not None and arn.name is not None:
+        return LayerName(arn.account, arn.region, arn.name)
     return LayerName(account_id, region, value)
 
 
@@ -108,9 +109,10 @@ class LayerService:
         seen: dict[str, str] = {}
         refs = []
         for arn in arns:
-            parts = arn.split(":")
-            layer_region, base = parts[3], ":".join(parts[:7])
-            if layer_region != region:
+            parsed = parse_arn(arn)  # the model checked the pattern: arn:…:layer:name:version
+            assert parsed is not None and parsed.name is not None and parsed.qualifier is not None
+            base = parsed.unqualified
+            if parsed.region != region:
                 raise InvalidParameterValueException(
                     f"Layers are not in the same region as the function. Layers are expected to be in region {region}.")
             if base in seen:
@@ -118,7 +120,7 @@ class LayerService:
                     "Two different versions of the same layer are not allowed to be referenced in the same function. "
                     f"{seen[base]} and {arn} are versions of the same layer.")
             seen[base] = arn
-            layer = self._layers.get((parts[4], parts[3], parts[6]), {}).get(int(parts[7]))
+            layer = self._layers.get((parsed.account, parsed.region, parsed.name), {}).get(int(parsed.qualifier))
             if layer is None:
                 raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
             refs.append(LayerRef(arn, layer.code))

@@ -15,8 +15,9 @@ from typing import Any
 
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerName, LayerService
-from lamina.control.model import LATEST, FunctionConfig, Policy, new_revision_id
-from lamina.control.names import FunctionRef
+from lamina.domain.messages import revision_mismatch
+from lamina.domain.model import LATEST, FunctionConfig, Policy, new_revision_id
+from lamina.domain.names import FunctionRef
 from lamina.errors import (
     InvalidParameterValueException,
     PolicyLengthExceededException,
@@ -114,8 +115,7 @@ class PolicyService:
     def _check_revision(policy: Policy, revision_id: str | None) -> None:
         if revision_id is not None and revision_id != policy.revision_id:
             raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetPolicy API to retrieve the latest Revision Id")
+                revision_mismatch("GetPolicy"))
 
     def _save(self, latest: FunctionConfig, key: str, policy: Policy) -> None:
         self._functions.save_latest(latest, replace(latest, policies={**latest.policies, key: policy}))
@@ -166,8 +166,7 @@ class LayerPolicyService:
 def _check_layer_revision(policy: Policy, revision_id: str | None) -> None:
     if revision_id is not None and revision_id != policy.revision_id:
         raise PreconditionFailedException(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetLayerPolicy API to retrieve the latest Revision Id")
+            revision_mismatch("GetLayerPolicy"))
 
 
 def _document(policy: Policy) -> str:

@@ -29,10 +29,11 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.control.event_config import DEFAULT_MAX_AGE, DEFAULT_RETRIES, EventInvokeConfigService, arn_service
+from lamina.control.event_config import DEFAULT_MAX_AGE, DEFAULT_RETRIES, EventInvokeConfigService
 from lamina.control.functions import FunctionService
-from lamina.control.model import LATEST, EventInvokeSetting, FunctionConfig
-from lamina.control.names import FunctionRef
+from lamina.domain.arns import parse_arn
+from lamina.domain.model import LATEST, EventInvokeSetting, FunctionConfig
+from lamina.domain.names import FunctionRef
 from lamina.errors import ResourceNotFoundException, TooManyRequestsException
 from lamina.invoke.destinations import SqsSender, dead_letter_attributes, invocation_record, result_document
 from lamina.invoke.invoker import Invoker
@@ -437,10 +438,11 @@ def _max_age(setting: EventInvokeSetting | None) -> float:
 
 def _destination_event(arn: str, payload: bytes, now: float) -> QueuedEvent:
     """The queued work that delivers `payload` to a function (asynchronously) or an SQS queue."""
-    parts = arn.split(":")
-    if arn_service(arn) == "sqs":
-        return QueuedEvent(id=str(uuid.uuid4()), kind=SQS, account_id=parts[4], region=parts[3], name="",
-                           qualifier=None, target=arn, enqueued_at=now, next_at=now, payload=payload)
-    return QueuedEvent(id=str(uuid.uuid4()), kind=INVOKE, account_id=parts[4], region=parts[3], name=parts[6],
-                       qualifier=parts[7] if len(parts) > 7 else None, enqueued_at=now, next_at=now,
+    parsed = parse_arn(arn)
+    assert parsed is not None  # destinations were validated when they were configured
+    if parsed.service == "sqs":
+        return QueuedEvent(id=str(uuid.uuid4()), kind=SQS, account_id=parsed.account, region=parsed.region,
+                           name="", qualifier=None, target=arn, enqueued_at=now, next_at=now, payload=payload)
+    return QueuedEvent(id=str(uuid.uuid4()), kind=INVOKE, account_id=parsed.account, region=parsed.region,
+                       name=parsed.name or "", qualifier=parsed.qualifier, enqueued_at=now, next_at=now,
                        payload=payload)

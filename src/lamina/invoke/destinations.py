@@ -16,6 +16,7 @@ from typing import Any
 import botocore.session
 from botocore.config import Config
 
+from lamina.domain.arns import parse_arn
 from lamina.jsondepth import nests_deeper_than
 
 # Deeper payloads are kept as text: parsing them and encoding the record again must not
@@ -109,8 +110,10 @@ class SqsSender:
             return client
 
     def send(self, queue_arn: str, body: str, attributes: dict[str, Any] | None = None) -> None:
-        parts = queue_arn.split(":")
-        region, account, name = parts[3], parts[4], parts[5]
+        arn = parse_arn(queue_arn)
+        if arn is None:
+            raise ValueError(f"not a queue ARN: {queue_arn}")
+        region, account, name = arn.region, arn.account, arn.resource[0]
         client = self._client(region)
         url = self._urls.get(queue_arn)
         if url is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lamina.control.model import FunctionConfig
+from lamina.domain.model import FunctionConfig
 from lamina.errors import TooManyRequestsException
 from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, Capacity, ConcurrencyLimiter, Reservation, throttled
 from lamina.invoke.pool import FunctionKey, FunctionPool, PoolKey

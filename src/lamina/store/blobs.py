@@ -28,7 +28,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from lamina.control.codezip import extract_into, own_tree, remove_tree
+from lamina.packages import extract_into, own_tree, remove_tree
 from lamina.store.unprivileged import UnprivilegedFiles
 
 _KEY = re.compile(r"[0-9a-f]{64}")

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from lamina import errors
-from lamina.control.model import LATEST, FunctionConfig, LayerVersion
+from lamina.domain.messages import revision_mismatch
+from lamina.domain.model import LATEST, FunctionConfig, LayerVersion
 from lamina.store.secrets import EnvelopeCipher
 
 _KEY_FIELDS = ("account_id", "region", "name", "version")
@@ -47,8 +48,6 @@ layers_table = sa.Table(
     sa.Column("doc", sa.Text, nullable=False),
 )
 
-_REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revision Id. "
-                      "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
 
 
 class SqlMetadataStore:
@@ -119,7 +118,7 @@ class SqlMetadataStore:
                 .values(revision_id=row["revision_id"], doc=row["doc"])
             )
             if result.rowcount != 1:
-                raise errors.PreconditionFailedException(_REVISION_MISMATCH)
+                raise errors.PreconditionFailedException(revision_mismatch())
 
     # -- layers ------------------------------------------------------------------------
 

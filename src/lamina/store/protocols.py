@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from lamina.control.model import LATEST, FunctionConfig
+from lamina.domain.model import LATEST, FunctionConfig
 
 
 class MetadataStore(Protocol):

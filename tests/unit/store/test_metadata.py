@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from lamina import errors
-from lamina.control.model import (
+from lamina.domain.model import (
     CodeRef,
     FunctionConfig,
     FunctionState,

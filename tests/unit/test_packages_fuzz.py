@@ -22,8 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lamina import errors
-from lamina.control import codezip
+from lamina import errors, packages
 from tests.fuzzing import fuzz, fuzz_settings
 
 pytestmark = [fuzz, pytest.mark.filterwarnings("ignore:Duplicate name")]
@@ -59,11 +58,11 @@ def build(members: list[tuple[str, bytes, int]], outside: Path) -> bytes:
     return buf.getvalue()
 
 
-def unpack(packages: list[bytes], root: Path) -> BaseException | None:
+def unpack(archives: list[bytes], root: Path) -> BaseException | None:
     root.mkdir()
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        codezip.extract_into(packages, fd, max_unzipped_bytes=LIMIT)
+        packages.extract_into(archives, fd, max_unzipped_bytes=LIMIT)
     except REFUSALS as exc:
         return exc
     finally:
@@ -85,21 +84,21 @@ def test_hostile_archives_are_refused_or_contained(layers: list[list[tuple[str, 
         outside = base / "outside"
         outside.mkdir()
         (outside / "sentinel").write_text("untouched")
-        packages = [build(members, outside) for members in layers]
+        archives = [build(members, outside) for members in layers]
         accepted = []
-        for package in packages:
+        for package in archives:
             try:
-                codezip.inspect_zip(package)
+                packages.inspect_zip(package)
                 accepted.append(package)
             except REFUSALS:
                 pass
-        if len(packages) == 1 and accepted:
+        if len(archives) == 1 and accepted:
             assert unpack(accepted, base / "root") is None  # what upload accepts, extraction builds
         else:
             unpack(accepted, base / "root")
         check_contained(base, outside)
     finally:
-        codezip.remove_tree(base)
+        packages.remove_tree(base)
 
 
 @st.composite
@@ -120,10 +119,10 @@ def test_corrupted_archives_give_aws_errors_only(data: bytes) -> None:
     base = Path(tempfile.mkdtemp(prefix="lamina-fuzz-"))
     try:
         with contextlib.suppress(REFUSALS):
-            codezip.inspect_zip(data)
+            packages.inspect_zip(data)
         dest = base / "code"
         try:
-            codezip.extract_zip(data, dest, max_unzipped_bytes=LIMIT)
+            packages.extract_zip(data, dest, max_unzipped_bytes=LIMIT)
         except REFUSALS:
             assert os.listdir(base) == []  # a refused package leaves nothing behind
     finally:

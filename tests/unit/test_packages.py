@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lamina import errors
-from lamina.control import codezip
-from lamina.control.codezip import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, extract_zip, inspect_zip
+from lamina import errors, packages
+from lamina.packages import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, extract_zip, inspect_zip
 
 NOT_A_ZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
 SANDBOX_UID = 65534
@@ -261,8 +260,8 @@ def test_descriptor_walk_refuses_symlinks_on_its_own(tmp_path: Path) -> None:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(errors.InvalidParameterValueException), \
-                codezip._Extractor(fd, MAX_UNZIPPED_BYTES) as extractor:
-            extractor.add(zf, codezip._entries(zf))
+                packages._Extractor(fd, MAX_UNZIPPED_BYTES) as extractor:
+            extractor.add(zf, packages._entries(zf))
     finally:
         os.close(fd)
     assert list(outside.iterdir()) == []
@@ -364,7 +363,7 @@ def test_concurrent_extractions_publish_one_complete_tree(tmp_path: Path) -> Non
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A directory the sandbox uid can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="lamina-codezip-"))
+    path = Path(tempfile.mkdtemp(prefix="lamina-packages-"))
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -400,11 +399,11 @@ def test_sandbox_user_reads_what_the_zip_allows(shared_dir: Path) -> None:
 # -- layers: several packages into one tree, later ones winning -----------------------------
 
 
-def extract_layers(root: Path, *packages: bytes, limit: int = MAX_UNZIPPED_BYTES) -> None:
+def extract_layers(root: Path, *archives: bytes, limit: int = MAX_UNZIPPED_BYTES) -> None:
     root.mkdir(exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        codezip.extract_into(packages, fd, max_unzipped_bytes=limit)
+        packages.extract_into(archives, fd, max_unzipped_bytes=limit)
     finally:
         os.close(fd)
 
@@ -481,7 +480,7 @@ def test_remove_tree_follows_no_symlink_and_opens_read_only_directories(tmp_path
     (tree / "ro" / "link").symlink_to(outside / "precious")
     os.chmod(tree / "ro" / "sub", 0o500)
     os.chmod(tree / "ro", 0o500)
-    codezip.remove_tree(tree)
+    packages.remove_tree(tree)
     assert not tree.exists()
     assert (outside / "precious").read_text() == "keep"
 
@@ -497,7 +496,7 @@ def test_own_tree_reowns_links_not_their_targets(tmp_path: Path) -> None:
     (tree / "dirlink").symlink_to(tmp_path)
     fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        codezip.own_tree(fd, SANDBOX_UID, SANDBOX_UID)
+        packages.own_tree(fd, SANDBOX_UID, SANDBOX_UID)
     finally:
         os.close(fd)
     assert {os.lstat(p).st_uid for p in (tree, tree / "d", tree / "d" / "f", tree / "link", tree / "dirlink")} \
@@ -506,7 +505,7 @@ def test_own_tree_reowns_links_not_their_targets(tmp_path: Path) -> None:
 
 
 def test_too_many_entries_are_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codezip, "MAX_ENTRIES", 50)
+    monkeypatch.setattr(packages, "MAX_ENTRIES", 50)
     with pytest.raises(errors.InvalidParameterValueException) as caught:
         inspect_zip(build_zip(*(file(f"m{i}.py", "") for i in range(51))))
     assert caught.value.message == "Uploaded file must hold at most 50 files and directories"

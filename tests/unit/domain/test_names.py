@@ -1,6 +1,6 @@
 import pytest
 
-from lamina.control.names import resolve
+from lamina.domain.names import resolve
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 

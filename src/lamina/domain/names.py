@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lamina.domain.arns import parse_arn
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 
@@ -32,10 +33,10 @@ class FunctionRef:
 def resolve(function_name: str, qualifier: str | None, *, region: str, account_id: str) -> FunctionRef:
     parts = function_name.split(":")
     derived: str | None = None
-    if parts[0] == "arn":
+    arn = parse_arn(function_name)
+    if arn is not None and arn.name is not None:
         # arn:partition:lambda:region:account:function:name[:qualifier]
-        arn_region, arn_account, name = parts[3], parts[4], parts[6]
-        derived = parts[7] if len(parts) > 7 else None
+        arn_region, arn_account, name, derived = arn.region, arn.account, arn.name, arn.qualifier
         if arn_region and arn_region != region:
             raise ResourceNotFoundException(
                 f"Functions from '{arn_region}' are not reachable in this region ('{region}')")
