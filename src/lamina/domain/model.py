@@ -10,8 +10,30 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 LATEST = "$LATEST"
+
+
+class FunctionKey(NamedTuple):
+    """A function, all of its versions: what concurrency, stats and logs are kept by."""
+
+    account_id: str
+    region: str
+    name: str
+
+
+class VersionKey(NamedTuple):
+    """One version of a function ($LATEST or a number): what environments serve."""
+
+    account_id: str
+    region: str
+    name: str
+    version: str
+
+    @property
+    def function(self) -> FunctionKey:
+        return FunctionKey(self.account_id, self.region, self.name)
 
 
 class FunctionState(enum.StrEnum):
@@ -179,6 +201,14 @@ class FunctionConfig:
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
     generation: int = 1
+
+    @property
+    def key(self) -> FunctionKey:
+        return FunctionKey(self.account_id, self.region, self.name)
+
+    @property
+    def version_key(self) -> VersionKey:
+        return VersionKey(self.account_id, self.region, self.name, self.version)
 
     @property
     def arn(self) -> str:
