@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import secrets
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,27 @@ from lamina.api.app import LambdaApi
 from lamina.api.codeurl import CodeUrls
 from lamina.api.handlers import Services
 from lamina.control.aliases import AliasService
+from lamina.control.code import CodeStore
+from lamina.control.concurrency import ConcurrencyService
 from lamina.control.event_config import EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerService
 from lamina.control.policies import LayerPolicyService, PolicyService
+from lamina.control.publishing import PublishingService
+from lamina.control.repository import FunctionRepository
+from lamina.control.settling import Settler
+from lamina.control.tags import TagService
+from lamina.domain.model import FunctionConfig
 from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import MB, LogSink
 from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.sandbox.backend import LinuxSandboxes
 from lamina.store.blobs import FileBlobStore
 from lamina.store.events import SqlEventStore
 from lamina.store.metadata import SqlMetadataStore
 from lamina.store.secrets import EnvelopeCipher, load_or_create_key
+from lamina.tasks import Supervisor
 
 log = logging.getLogger("lamina")
 
@@ -49,50 +57,64 @@ def create_app(settings: Any) -> LambdaApi:
     blobs = FileBlobStore(data_dir / "blobs", unpack_as=(settings.sandbox_uid, settings.sandbox_gid))
     catalog = RuntimeCatalog()
     logs = LogSink(data_dir, max_bytes=settings.log_max_mb * MB)
-    invoker = Invoker(settings, catalog, logs, code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key),
+    supervisor = Supervisor()
+    invoker = Invoker(settings, catalog, logs, LinuxSandboxes(settings, supervisor), supervisor,
+                      code_dir=lambda cfg: blobs.extracted(cfg.code.blob_key),
                       opt_dir=lambda cfg: blobs.merged([layer.code.blob_key for layer in cfg.layers]))
-    layers = LayerService(store, blobs)
-    functions = FunctionService(store, blobs, catalog, on_change=invoker.function_changed,
-                                on_delete=invoker.function_deleted, on_delete_version=invoker.version_deleted,
-                                on_provisioned=invoker.provision,
-                                concurrency_limit=settings.effective_concurrency_limit,
-                                min_unreserved=settings.effective_min_unreserved)
+    repo = FunctionRepository(store)
+    code = CodeStore(blobs)
+    layers = LayerService(store, code, repo.run)
+    settler = Settler(repo, blobs, supervisor)
+    functions = FunctionService(repo, code, catalog, settler)
+    concurrency = ConcurrencyService(functions, limit=settings.effective_concurrency_limit,
+                                     min_unreserved=settings.effective_min_unreserved, provision=invoker.provision)
 
+    def follow(before: FunctionConfig | None, after: FunctionConfig | None) -> None:
+        """The invoker follows the store: generations, reservations, deletions."""
+        if after is None:
+            assert before is not None
+            if before.published:
+                invoker.version_deleted(before)
+            else:
+                invoker.function_deleted(before.account_id, before.region, before.name)
+        elif not after.published:
+            invoker.function_changed(after)
+        concurrency.follow(before, after)
+
+    repo.subscribe(follow)
     event_config = EventInvokeConfigService(functions, sqs_enabled=settings.sqs_endpoint is not None)
-    events = AsyncQueue(settings, SqlEventStore(store.engine), functions, event_config, invoker)
+    events = AsyncQueue(settings, SqlEventStore(store.engine), functions, event_config, invoker, supervisor)
 
     code_urls = CodeUrls(code_secret, settings.base_url, settings.code_url_expires)
-    services = Services(settings=settings, functions=functions, aliases=AliasService(functions), layers=layers,
-                        policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
+    services = Services(settings=settings, functions=functions, publishing=PublishingService(functions),
+                        tags=TagService(functions), concurrency=concurrency, aliases=AliasService(functions),
+                        layers=layers, policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
                         invoker=invoker, event_config=event_config, events=events, code_urls=code_urls,
                         blob=blobs.get)
 
     async def startup() -> None:
-        layers.load()
-        await functions.load()
-        for cfg in functions.all():
-            invoker.function_changed(cfg)
+        await invoker.start()
+        await repo.rebuild()  # the same path as any later change: the invoker hears of every function
+        settler.resume()
         # logs of functions deleted while an older Lamina (which kept them) ran
         await asyncio.get_running_loop().run_in_executor(
             None, logs.sweep, {(cfg.region, cfg.name) for cfg in functions.all()})
-        await invoker.start()
-        for latest in functions.all():  # provisioned concurrency survives a restart
-            functions.refresh_provisioned(latest, replace(latest, provisioned={}))
         await events.start()
         log.info("Lamina ready on %s (data dir %s; runtimes: %s)", settings.base_url, data_dir,
                  ", ".join(catalog.names))
 
     async def shutdown() -> None:
         await events.close()
-        await functions.close()
+        await supervisor.close()
         await invoker.close()
         logs.close()
+        repo.close()
         store.close()
         blobs.close()
         await asyncio.sleep(0)
 
     return LambdaApi(services, on_startup=startup, on_shutdown=shutdown,
-                     status=lambda: _status(invoker, events))
+                     status=lambda: _status(invoker, events), supervisor=supervisor)
 
 
 def _status(invoker: Invoker, events: AsyncQueue) -> dict[str, Any]:

@@ -139,3 +139,18 @@ def test_environment_values_are_encrypted_at_rest(tmp_path: Path) -> None:
         assert json.loads(client.invoke(FunctionName="enc", Qualifier="1")["Payload"].read()) == secret
     finally:
         server.stop()
+
+
+def test_layer_version_numbers_are_not_reused_after_a_restart(own_server: LaminaServer) -> None:
+    """The newest version deleted, then a restart: the next one still gets a new number."""
+    client = own_server.client()
+    name = f"libs-{uuid.uuid4().hex[:8]}"
+    for _ in range(2):
+        client.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip({"python/m.py": "X = 1\n"})})
+    client.delete_layer_version(LayerName=name, VersionNumber=2)
+    own_server.stop()
+    own_server.start()
+    client = own_server.client()
+    published = client.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip({"python/m.py": "X = 3\n"})})
+    assert published["Version"] == 3
+    assert [v["Version"] for v in client.list_layer_versions(LayerName=name)["LayerVersions"]] == [3, 1]

@@ -25,14 +25,11 @@ from urllib.parse import parse_qsl, unquote
 
 from lamina.api import codeurl
 from lamina.api.handlers import HANDLERS, RequestContext, Services, current_code
+from lamina.api.limits import MAX_INVOKE_BYTES, MAX_REQUEST_BYTES, too_large
 from lamina.api.model import LambdaModel
 from lamina.api.sigv4 import SigV4Verifier
-from lamina.errors import (
-    ApiError,
-    RequestEntityTooLargeException,
-    ServiceException,
-    UnknownOperationException,
-)
+from lamina.errors import ApiError, ServiceException, UnknownOperationException
+from lamina.tasks import Supervisor
 
 log = logging.getLogger("lamina.api")
 
@@ -40,9 +37,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-MAX_BODY_BYTES = 70_167_211          # AWS: the largest request CreateFunction accepts
 INVOKE_SUFFIX = "/invocations"
-MAX_INVOKE_BODY = 6_291_456
 HEALTH_PATH = "/_lamina/health"
 INTERNAL_PREFIX = "/_lamina/"
 
@@ -54,7 +49,8 @@ class _ClientGone(Exception):
 class LambdaApi:
     def __init__(self, services: Services, *,
                  on_startup: Callable[[], Awaitable[None]], on_shutdown: Callable[[], Awaitable[None]],
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], supervisor: Supervisor) -> None:
+        self.supervisor = supervisor  # owns the background tasks; the CLI stops the server on a crash
         self._services = services
         self._model = LambdaModel()
         self._verifier = SigV4Verifier(services.settings.credentials)
@@ -76,6 +72,7 @@ class LambdaApi:
                 try:
                     await self._on_startup()
                 except Exception as exc:
+                    # a boundary: whatever stopped start-up is reported to uvicorn, which exits
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -105,6 +102,8 @@ class LambdaApi:
         except ApiError as err:
             status, headers, body = self._model.render_error(err)
         except Exception:
+            # the 500 boundary: a bug below answers ServiceException (as AWS's own faults do)
+            # and is logged, instead of dropping the connection
             log.exception("unhandled error serving %s %s", scope["method"], path)
             status, headers, body = self._model.render_error(ServiceException("Internal error"))
         headers.append(("x-amzn-requestid", request_id))
@@ -112,9 +111,7 @@ class LambdaApi:
 
     async def _api(self, scope: Scope, path: str, receive: Receive,
                    request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = _headers(scope)
-        body = await _read_body(receive, headers, path)
-        query_string = scope.get("query_string", b"").decode("latin-1")
+        headers, query_string, body = await _read_request(scope, path, receive)
         caller = self._verifier.verify(scope["method"], path, query_string, headers, body)
         matched = self._model.match(scope["method"], path, query_string)
         if matched is None:
@@ -132,9 +129,7 @@ class LambdaApi:
     async def _internal(self, scope: Scope, path: str,
                         receive: Receive) -> tuple[int, list[tuple[str, str]], bytes]:
         """Lamina's own endpoints, signed like API requests (see the module's docstring)."""
-        headers = _headers(scope)
-        body = await _read_body(receive, headers, path)
-        query_string = scope.get("query_string", b"").decode("latin-1")
+        headers, query_string, body = await _read_request(scope, path, receive)
         unsigned = "authorization" not in headers and "X-Amz-Algorithm=" not in query_string
         if not (unsigned and self._unsigned_loopback and scope["method"] in ("GET", "HEAD")
                 and _is_loopback(scope.get("client"))):
@@ -148,8 +143,8 @@ class LambdaApi:
         request_id = codeurl.request_id()
         blob_key = unquote(path[len(codeurl.CODE_PATH):])
         try:
-            grant = self._services.code_urls.check(blob_key, scope.get("query_string", b"").decode("latin-1"))
-            if current_code(self._services, grant.owner) != grant.blob_key:
+            grant = self._services.code_urls.check(blob_key, _query_string(scope))
+            if await current_code(self._services, grant.owner) != grant.blob_key:
                 raise codeurl.no_such_key(blob_key)
             try:
                 data = await asyncio.to_thread(self._services.blob, grant.blob_key)
@@ -162,8 +157,15 @@ class LambdaApi:
         await _respond(send, 200, [("content-type", "application/zip"), ("x-amz-request-id", request_id)], data)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+def _query_string(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    return raw.decode("latin-1")
+
+
+async def _read_request(scope: Scope, path: str, receive: Receive) -> tuple[dict[str, str], str, bytes]:
+    """Headers (lower-case names), the raw query string and the whole body (bounded)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return headers, _query_string(scope), await _read_body(receive, headers, path)
 
 
 def _is_loopback(client: Any) -> bool:
@@ -180,7 +182,7 @@ def _is_loopback(client: Any) -> bool:
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> bytes:
-    limit = MAX_INVOKE_BODY if path.endswith(INVOKE_SUFFIX) else MAX_BODY_BYTES
+    limit = MAX_INVOKE_BYTES if path.endswith(INVOKE_SUFFIX) else MAX_REQUEST_BYTES
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(path, limit)
@@ -201,11 +203,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], path: str) -> by
 
 
 def _too_large(path: str, limit: int) -> ApiError:
-    if path.endswith(INVOKE_SUFFIX):
-        return RequestEntityTooLargeException(
-            f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
-    return RequestEntityTooLargeException(
-        f"Request must be smaller than {limit} bytes for the CreateFunction operation")
+    return too_large(limit, "InvokeFunction" if path.endswith(INVOKE_SUFFIX) else "CreateFunction")
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -2,17 +2,15 @@
 
 Routes requests to operations, parses each member from its model location (uri, query
 string, header, JSON body, raw payload), validates every model constraint with AWS's exact
-wording, and serialises outputs and errors as rest-json. Invariants: no shape is written by
-hand; everything per operation is compiled once in `LambdaModel()`; input and output dicts
-use the model's CamelCase member names and leave out unset members; `parse` raises nothing
-but ApiError subclasses, whatever the bytes (JSON bodies are read by `jsonbody`).
+wording, and serialises outputs and errors as rest-json; `values` converts each value.
+Invariants: no shape is written by hand; everything per operation is compiled once in
+`LambdaModel()`; input and output dicts use the model's CamelCase member names and leave out
+unset members; `parse` raises nothing but ApiError subclasses, whatever the bytes (JSON
+bodies are read by `jsonbody`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -26,7 +24,6 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from lamina import errors
 from lamina.api import jsonbody
 from lamina.api.constraints import (
-    JAVA_TYPES,
     MODEL_PATCHES,
     Check,
     compile_structure,
@@ -35,135 +32,12 @@ from lamina.api.constraints import (
     runtime_rule,
     validation_message,
 )
+from lamina.api.query import split_query
+from lamina.api.values import from_json, header_text, text_value, to_json, type_mismatch
 
 __all__ = ["LambdaModel", "OperationModel", "field_name", "json_error_detail"]
 
 json_error_detail = jsonbody.json_error_detail
-# JSON may spell lone surrogates ("\\ud800"), which no UTF-8 text can hold
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def _utf8_safe(text: str) -> str:
-    """`text` as it can be stored and echoed: a lone surrogate becomes "?", as Java's UTF-8 encoder
-    writes it."""
-    return text if text.isascii() else _LONE_SURROGATE.sub("?", text)
-
-
-def _bad_content(detail: str) -> errors.ApiError:
-    return errors.InvalidRequestContentException(jsonbody.PREFIX + detail)
-
-
-def _type_mismatch(shape: Shape | None, value: Any) -> errors.ApiError:
-    kind = shape.type_name if shape is not None else "structure"
-    name = shape.name if shape is not None else "Object"
-    java = JAVA_TYPES.get(kind, f"com.amazonaws.services.lambda.model.{name}")
-    if isinstance(value, dict):
-        found = "Object value (token `JsonToken.START_OBJECT`)"
-    elif isinstance(value, list):
-        found = "Array value (token `JsonToken.START_ARRAY`)"
-    elif isinstance(value, bool):
-        found = f"Boolean value (token `JsonToken.VALUE_{str(value).upper()}`)"
-    elif isinstance(value, float):
-        found = "Floating-point value (token `JsonToken.VALUE_NUMBER_FLOAT`)"
-    elif isinstance(value, int):
-        found = "Integer value (token `JsonToken.VALUE_NUMBER_INT`)"
-    else:
-        found = f'String "{value}": not a valid `{java}` value'
-    return _bad_content(f"Cannot deserialize value of type `{java}` from {found}")
-
-
-def _from_json(shape: Shape, value: Any) -> Any:
-    """A JSON value converted to the model's Python type; scalars are coerced as Jackson does."""
-    if value is None:
-        return None
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            raise _type_mismatch(shape, value)
-        members = shape.members
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            member = members.get(key)
-            if member is not None and item is not None:
-                out[key] = _from_json(member, item)
-        return out
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _type_mismatch(shape, value)
-        member = shape.member
-        return [_from_json(member, v) for v in value]
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise _type_mismatch(shape, value)
-        value_shape = shape.value
-        return {_utf8_safe(k): _from_json(value_shape, v) for k, v in value.items()}
-    if isinstance(value, (dict, list)):
-        raise _type_mismatch(shape, value)
-    try:
-        return _scalar(shape, value)
-    except (ValueError, binascii.Error):
-        raise _type_mismatch(shape, value) from None
-
-
-def _scalar(shape: Shape, value: Any) -> Any:
-    kind = shape.type_name
-    if kind == "string":
-        return _utf8_safe(value) if isinstance(value, str) else json.dumps(value)
-    if kind in ("integer", "long"):
-        if isinstance(value, bool):
-            raise ValueError(value)
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        return int(value)
-    if kind in ("double", "float"):
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return float(value)
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ValueError(value)
-    if kind == "blob":
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return base64.b64decode(value, validate=True)
-    if kind == "timestamp":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return datetime.datetime.fromtimestamp(value, datetime.UTC)
-        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return value
-
-
-# -- serialisation ----------------------------------------------------------------------------------
-
-def _to_json(shape: Shape, value: Any) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
-        members = shape.members
-        return {k: _to_json(members[k], v) for k, v in value.items() if v is not None and k in members}
-    if kind == "list":
-        member = shape.member
-        return [_to_json(member, v) for v in value]
-    if kind == "map":
-        value_shape = shape.value
-        return {k: _to_json(value_shape, v) for k, v in value.items()}
-    if kind == "blob":
-        return base64.b64encode(value).decode() if isinstance(value, bytes) else value
-    if kind == "timestamp" and isinstance(value, datetime.datetime):
-        return value.timestamp()
-    return value
-
-
-def _header_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(_header_text(v) for v in value)
-    return str(value)
 
 
 # -- per-operation compiled plans -------------------------------------------------------------------
@@ -327,20 +201,20 @@ class LambdaModel:
         if plan.body is not None and body.strip():
             document = jsonbody.loads(body)
             if not isinstance(document, dict):
-                raise _type_mismatch(op.input_shape, document)
+                raise type_mismatch(op.input_shape, document)
             if plan.payload is not None:
-                params[plan.payload[0]] = _from_json(plan.payload[1], document)
+                params[plan.payload[0]] = from_json(plan.payload[1], document)
             else:
                 for key, item in document.items():
                     entry = plan.body.get(key)
                     if entry is not None and item is not None:
-                        params[entry[0]] = _from_json(entry[1], item)
+                        params[entry[0]] = from_json(entry[1], item)
         elif plan.payload is not None and plan.payload[1].type_name == "blob":
             params[plan.payload[0]] = body
         for name, shape in plan.uri:
             raw = path_params.get(name)
             if raw is not None:
-                params[name] = _text_value(shape, raw, name)
+                params[name] = text_value(shape, raw, name)
         if plan.query:
             for key, raw in query:
                 entry = plan.query.get(key)
@@ -348,13 +222,13 @@ class LambdaModel:
                     continue
                 name, shape = entry
                 if shape.type_name == "list":
-                    params.setdefault(name, []).append(_text_value(shape.member, raw, name))
+                    params.setdefault(name, []).append(text_value(shape.member, raw, name))
                 elif name not in params:
-                    params[name] = _text_value(shape, raw, name)
+                    params[name] = text_value(shape, raw, name)
         for header, name, shape in plan.headers:
             raw = headers.get(header)
             if raw is not None:
-                params[name] = _text_value(shape, raw, name)
+                params[name] = text_value(shape, raw, name)
         failures: list[str] = []
         plan.check(params, "", failures)
         if failures:
@@ -372,7 +246,7 @@ class LambdaModel:
         for name, header in plan.headers:
             value = output.get(name)
             if value is not None:
-                headers.append((header, _header_text(value)))
+                headers.append((header, header_text(value)))
         body = b""
         if plan.payload is not None:
             name, shape = plan.payload
@@ -381,9 +255,9 @@ class LambdaModel:
                 if shape.type_name == "blob":
                     body = value if isinstance(value, bytes) else str(value).encode()
                 else:
-                    body = _dumps(_to_json(shape, value))
+                    body = _dumps(to_json(shape, value))
         elif plan.body:
-            document = {key: _to_json(shape, output[name]) for name, key, shape in plan.body
+            document = {key: to_json(shape, output[name]) for name, key, shape in plan.body
                         if output.get(name) is not None}
             body = _dumps(document)
         if plan.json_content_type:
@@ -405,29 +279,4 @@ def _dumps(document: Any) -> bytes:
 
 
 def _query_pairs(query: str | list[tuple[str, str]]) -> list[tuple[str, str]]:
-    if not isinstance(query, str):
-        return list(query)
-    pairs = []
-    for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((unquote(key), unquote(value)))
-    return pairs
-
-
-def _text_value(shape: Shape, raw: str, name: str) -> Any:
-    """A uri, query or header value converted to the member's type."""
-    kind = shape.type_name
-    if kind == "string":
-        return raw
-    try:
-        if kind == "boolean":
-            lowered = raw.strip().lower()
-            if lowered not in ("true", "false"):
-                raise ValueError(raw)
-            return lowered == "true"
-        return _scalar(shape, raw.strip())
-    except (ValueError, binascii.Error):
-        raise errors.ValidationException(validation_message([
-            f"Value '{raw}' at '{field_name(name)}' failed to satisfy constraint: "
-            f"Member must be a valid {JAVA_TYPES.get(kind, kind).rsplit('.', 1)[-1]}"])) from None
+    return split_query(query) if isinstance(query, str) else list(query)

@@ -10,6 +10,16 @@ Invariants: whatever the headers and query hold, `verify` returns a Caller or ra
 ApiError (never another exception); a presigned request lives at most X-Amz-Expires seconds,
 which must be 0 to 604800 (SigV4's one week), and one without X-Amz-Expires only as long as
 a header-signed request (the 5-minute skew window).
+
+Why not botocore's signer (weighed in issue 13): `SigV4Auth` signs, it does not verify. It
+picks the headers to sign itself (dropping `user-agent`, `expect` and others a client may have
+signed), re-splits path and query from a URL, stamps the current time in `add_auth` and
+derives the key on every call; verifying with it takes an `AWSRequest` per request, an
+override of its header choice and calls around `add_auth`. Measured on a boto3 Invoke (this
+2-core VM, three runs each): 13-15 µs here, 39-63 µs through `SigV4Auth`, 30-50 µs with its
+key derivation cached; a raw keep-alive DryRun invoke's p50 went from 393 to 449 µs. What is
+exactly the signer's rule is taken from botocore: `normalize_url_path`. Parsing, the scope,
+time and expiry checks and AWS's error wording have no botocore counterpart either way.
 """
 
 from __future__ import annotations
@@ -23,8 +33,11 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
+from botocore.utils import normalize_url_path
+
+from lamina.api.query import split_query
 from lamina.errors import (
     AuthorizationQueryParametersError,
     IncompleteSignatureException,
@@ -92,9 +105,9 @@ class SigV4Verifier:
             raw_path, _, raw_query = raw_path.partition("?")
         if authorization is not None:
             signed = _parse_header(authorization, headers)
-            query_pairs = _split_query(raw_query)
+            query_pairs = split_query(raw_query)
         elif "X-Amz-Algorithm=" in raw_query:
-            query_pairs = _split_query(raw_query)
+            query_pairs = split_query(raw_query)
             signed = _parse_presigned(dict(query_pairs))
             query_pairs = [(k, v) for k, v in query_pairs if k != "X-Amz-Signature"]
         else:
@@ -253,15 +266,6 @@ def _request_timestamp(headers: Mapping[str, str]) -> str | None:
 
 # -- canonical request pieces ------------------------------------------------------------------------
 
-def _split_query(raw_query: str) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for part in raw_query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((unquote(key), unquote(value)))
-    return pairs
-
-
 def _encode(text: str) -> str:
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="-_.~")
 
@@ -272,20 +276,12 @@ def _canonical_query(pairs: list[tuple[str, str]]) -> str:
 
 
 def _canonical_uri(raw_path: str) -> str:
-    """The path as received, dot segments and empty segments removed, then percent-encoded once more."""
+    """The path as received, dot segments and empty segments removed, then percent-encoded once
+    more: what botocore's signer does to the path it sends (`SigV4Auth._normalize_url_path`)."""
     if _PLAIN_PATH.fullmatch(raw_path) and "//" not in raw_path and "/." not in raw_path:
-        return raw_path.replace("%", "%25")  # what quote(safe="/~") does to such a path
-    segments: list[str] = []
-    for segment in raw_path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment and segment != ".":
-            segments.append(segment)
-    path = "/" + "/".join(segments)
-    if raw_path.endswith("/") and path != "/":
-        path += "/"
-    return quote(path, safe="/~")
+        return raw_path.replace("%", "%25")  # the same, for the common path with nothing to remove
+    normalized: str = normalize_url_path(raw_path)
+    return quote(normalized, safe="/~")
 
 
 def _payload_hash(headers: Mapping[str, str], body: bytes) -> str:

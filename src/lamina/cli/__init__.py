@@ -1,0 +1,1 @@
+"""The `lamina` command: `serve`, `logs` and `status` (see `main`)."""

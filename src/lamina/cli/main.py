@@ -37,7 +37,16 @@ def _serve(args: argparse.Namespace) -> int:
     http = guarded_protocol(settings.header_timeout, settings.body_timeout)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http=http,
                             lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=75)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+
+    def crashed(_exc: BaseException) -> None:
+        server.should_exit = True  # a background task failed: stop cleanly, exit non-zero below
+
+    app.supervisor.on_crash = crashed
+    server.run()
+    if app.supervisor.crashed is not None:
+        print(f"lamina: stopped after a background task failed: {app.supervisor.crashed!r}", file=sys.stderr)
+        return 1
     return 0
 
 

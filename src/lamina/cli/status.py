@@ -136,7 +136,7 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_status_parser(sub: argparse._SubParsersAction) -> None:
+def add_status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = sub.add_parser("status", help="show a running server's environments and counters")
     status.add_argument("--endpoint", help=f"server URL (default {DEFAULT_ENDPOINT})")
     status.add_argument("--json", action="store_true", help="print the raw status JSON")

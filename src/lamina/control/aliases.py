@@ -1,6 +1,7 @@
 """Aliases: named pointers to a version, optionally routing a share of invokes to one more.
 
 Aliases are a function-level setting kept on `$LATEST`; each has its own RevisionId.
+Provisioned concurrency follows an alias that moves by itself (`concurrency.follow`).
 Resolution for reads and invokes lives in `FunctionService.get`/`route`; this module
 creates, changes and removes them with AWS's validation and messages.
 """
@@ -29,14 +30,14 @@ class AliasService:
     def __init__(self, functions: FunctionService) -> None:
         self._functions = functions
 
-    def create(self, ref: FunctionRef, name: str, version: str, description: str | None,
+    async def create(self, ref: FunctionRef, name: str, version: str, description: str | None,
                routing: dict[str, float] | None) -> tuple[FunctionConfig, Alias]:
         latest = self._functions.latest(ref)
         if name in latest.aliases:
             raise ResourceConflictException(f"Alias already exists: {alias_arn(latest, name)}")
         self._check(ref, version, routing or {})
         alias = Alias(name, version, description or "", dict(routing or {}))
-        self._save(latest, {**latest.aliases, name: alias})
+        await self._save(latest, {**latest.aliases, name: alias})
         return latest, alias
 
     def get(self, ref: FunctionRef, name: str) -> tuple[FunctionConfig, Alias]:
@@ -51,30 +52,28 @@ class AliasService:
         return [a for _n, a in sorted(latest.aliases.items())
                 if function_version is None or a.function_version == function_version]
 
-    def update(self, ref: FunctionRef, name: str, *, version: str | None, description: str | None,
+    async def update(self, ref: FunctionRef, name: str, *, version: str | None, description: str | None,
                routing: dict[str, float] | None, revision_id: str | None) -> tuple[FunctionConfig, Alias]:
         latest = self._functions.latest(ref)
         alias = latest.aliases.get(name)
         if alias is None:
             raise ResourceNotFoundException(f"Alias not found: {alias_arn(latest, name)}")
         if revision_id is not None and revision_id != alias.revision_id:
-            raise PreconditionFailedException(
-                revision_mismatch())
+            raise PreconditionFailedException(revision_mismatch())
         changed = replace(alias, function_version=version or alias.function_version,
                           description=alias.description if description is None else description,
                           routing=alias.routing if routing is None else dict(routing),
                           revision_id=new_revision_id())
         self._check(ref, changed.function_version, changed.routing)
-        self._save(latest, {**latest.aliases, name: changed})
+        await self._save(latest, {**latest.aliases, name: changed})
         return latest, changed
 
-    def delete(self, ref: FunctionRef, name: str) -> None:
+    async def delete(self, ref: FunctionRef, name: str) -> None:
         latest, _alias = self.get(ref, name)
         updated = replace(latest, aliases={n: a for n, a in latest.aliases.items() if n != name},
                           provisioned={q: p for q, p in latest.provisioned.items() if q != name},
                           event_invoke={q: s for q, s in latest.event_invoke.items() if q != name})
-        self._functions.save_latest(latest, updated)
-        self._functions.refresh_provisioned(updated, latest)
+        await self._functions.save_latest(latest, updated)
 
     def _check(self, ref: FunctionRef, version: str, routing: dict[str, float]) -> None:
         self._version(ref, version)
@@ -98,7 +97,5 @@ class AliasService:
             raise ResourceNotFoundException(f"Function not found: {ref.unqualified_arn}:{version}")
         self._functions.get(FunctionRef(ref.account_id, ref.region, ref.name, version))
 
-    def _save(self, latest: FunctionConfig, aliases: dict[str, Alias]) -> None:
-        updated = replace(latest, aliases=aliases)
-        self._functions.save_latest(latest, updated)
-        self._functions.refresh_provisioned(updated, latest)
+    async def _save(self, latest: FunctionConfig, aliases: dict[str, Alias]) -> None:
+        await self._functions.save_latest(latest, replace(latest, aliases=aliases))

@@ -66,7 +66,7 @@ class EventInvokeConfigService:
         return latest.event_invoke.get(qualifier or LATEST)
 
     # -- writes ---------------------------------------------------------------------------
-    def put(self, ref: FunctionRef, *, retries: int | None, max_age: int | None,
+    async def put(self, ref: FunctionRef, *, retries: int | None, max_age: int | None,
             destinations: dict[str, dict[str, str]] | None) -> tuple[str, EventInvokeSetting]:
         if retries is None and max_age is None and destinations is None:
             raise InvalidParameterValueException(
@@ -75,10 +75,10 @@ class EventInvokeConfigService:
         on_success, on_failure = self._destinations(latest, destinations)
         setting = EventInvokeSetting(last_modified=time.time(), maximum_retry_attempts=retries,
                                      maximum_event_age=max_age, on_success=on_success, on_failure=on_failure)
-        self._save(latest, qualifier, setting)
+        await self._save(latest, qualifier, setting)
         return f"{latest.arn}:{qualifier}", setting
 
-    def update(self, ref: FunctionRef, *, retries: int | None, max_age: int | None,
+    async def update(self, ref: FunctionRef, *, retries: int | None, max_age: int | None,
                destinations: dict[str, dict[str, str]] | None) -> tuple[str, EventInvokeSetting]:
         if retries is None and max_age is None and destinations is None:
             raise InvalidParameterValueException(
@@ -99,10 +99,10 @@ class EventInvokeConfigService:
             if "OnFailure" in destinations:
                 changes["on_failure"] = on_failure
         setting = replace(current, **changes)  # type: ignore[arg-type]
-        self._save(latest, qualifier, setting)
+        await self._save(latest, qualifier, setting)
         return f"{latest.arn}:{qualifier}", setting
 
-    def delete(self, ref: FunctionRef) -> None:
+    async def delete(self, ref: FunctionRef) -> None:
         try:
             latest = self._functions.latest(ref)
         except ResourceNotFoundException:
@@ -110,7 +110,7 @@ class EventInvokeConfigService:
         qualifier = ref.qualifier or LATEST
         if qualifier not in latest.event_invoke:
             raise _no_config(ref)
-        self._functions.save_latest(latest, replace(
+        await self._functions.save_latest(latest, replace(
             latest, event_invoke={q: s for q, s in latest.event_invoke.items() if q != qualifier}))
 
     def check_dead_letter(self, target: str | None) -> str | None:
@@ -176,8 +176,9 @@ class EventInvokeConfigService:
                 "Lamina has no SQS endpoint to deliver to: start it with LAMINA_SQS_ENDPOINT set to an "
                 "SQS-compatible endpoint.")
 
-    def _save(self, latest: FunctionConfig, qualifier: str, setting: EventInvokeSetting) -> None:
-        self._functions.save_latest(latest, replace(latest, event_invoke={**latest.event_invoke, qualifier: setting}))
+    async def _save(self, latest: FunctionConfig, qualifier: str, setting: EventInvokeSetting) -> None:
+        updated = replace(latest, event_invoke={**latest.event_invoke, qualifier: setting})
+        await self._functions.save_latest(latest, updated)
 
 
 def _render(arn: str | None, kind: str) -> str:

@@ -1,21 +1,29 @@
 """Layers: immutable versions of shared code that functions mount under /opt, in order.
 
-Version numbers grow per layer and are never reused (a deleted version's number stays
-taken while any later one exists; the counter is the highest number ever stored plus
-what deletion left behind, kept in memory and rebuilt from the store at start).
+Version numbers grow per layer and are never reused, even after the newest version is
+deleted and the server restarts: the store hands them out (`next_layer_version`).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
+from lamina.control.code import CodeStore
 from lamina.domain.arns import parse_arn
 from lamina.domain.model import CodeRef, LayerRef, LayerVersion, Policy
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
-from lamina.packages import MAX_UNZIPPED_BYTES, inspect_zip
-from lamina.store.metadata import SqlMetadataStore
-from lamina.store.protocols import BlobStore
+from lamina.packages import MAX_UNZIPPED_BYTES
+from lamina.store.protocols import MetadataStore
+
+T = TypeVar("T")
+
+
+class Run(Protocol):
+    """Runs blocking store work off the event loop (`FunctionRepository.run`)."""
+
+    def __call__(self, work: Callable[..., T], *args: object) -> Awaitable[T]: ...
 
 MAX_LAYERS = 5
 LayerKey = tuple[str, str, str]  # (account, region, layer name)
@@ -45,64 +53,51 @@ def layer_name(value: str, *, region: str, account_id: str) -> LayerName:
 
 
 class LayerService:
-    def __init__(self, store: SqlMetadataStore, blobs: BlobStore) -> None:
-        self._store = store
-        self._blobs = blobs
-        self._layers: dict[LayerKey, dict[int, LayerVersion]] = {}
-        self._counters: dict[LayerKey, int] = {}
+    """Layer versions as the store holds them: every read and write goes to the store, off
+    the event loop (layers are read by the control plane only; environments get the merged
+    trees through their functions' configurations)."""
 
-    def load(self) -> None:
-        for layer in self._store.all_layer_versions():
-            key = (layer.account_id, layer.region, layer.name)
-            self._layers.setdefault(key, {})[layer.version] = layer
-            self._counters[key] = max(self._counters.get(key, 0), layer.version)
+    def __init__(self, store: MetadataStore, code: CodeStore, run: Run) -> None:
+        self._store = store
+        self._code = code
+        self._run = run
 
     async def publish(self, name: LayerName, *, zip_file: bytes, description: str | None,
                       compatible_runtimes: list[str] | None, compatible_architectures: list[str] | None,
                       license_info: str | None) -> LayerVersion:
-        def store_code() -> CodeRef:
-            prepared = inspect_zip(zip_file)
-            self._blobs.put(zip_file)
-            self._blobs.extracted(prepared.blob_key)
-            return CodeRef(prepared.blob_key, prepared.sha256_b64, prepared.size, prepared.unzipped_size)
-
-        code = await asyncio.get_running_loop().run_in_executor(None, store_code)
-        number = self._counters.get(name.key, 0) + 1
+        code = await self._code.store(zip_file, extract=True)
+        number = await self._run(self._store.next_layer_version, name.account_id, name.region, name.name)
         layer = LayerVersion(name.account_id, name.region, name.name, number, code, description or "",
                              tuple(compatible_runtimes or ()), tuple(compatible_architectures or ()), license_info)
-        self._store.put_layer_version(layer)
-        self._counters[name.key] = number
-        self._layers.setdefault(name.key, {})[number] = layer
+        await self._run(self._store.put_layer_version, layer)
         return layer
 
-    def set_policy(self, layer: LayerVersion, policy: Policy) -> None:
-        updated = replace(layer, policy=policy)
-        self._store.put_layer_version(updated)
-        self._layers[(layer.account_id, layer.region, layer.name)][layer.version] = updated
+    async def set_policy(self, layer: LayerVersion, policy: Policy) -> None:
+        await self._run(self._store.put_layer_version, replace(layer, policy=policy))
 
-    def get(self, name: LayerName, version: int) -> LayerVersion:
+    async def get(self, name: LayerName, version: int) -> LayerVersion:
         if version < 1:
             raise InvalidParameterValueException("Layer Version Cannot be less than 1")
-        layer = self._layers.get(name.key, {}).get(version)
+        layer = await self._find(name, version)
         if layer is None:
             raise ResourceNotFoundException(f"Layer version {name.arn}:{version} does not exist.")
         return layer
 
-    def versions(self, name: LayerName) -> list[LayerVersion]:
-        return [v for _n, v in sorted(self._layers.get(name.key, {}).items(), reverse=True)]
+    async def versions(self, name: LayerName) -> list[LayerVersion]:
+        """Newest first."""
+        return await self._run(self._store.layer_versions, name.account_id, name.region, name.name)
 
-    def latest_of_each(self, account_id: str, region: str) -> list[LayerVersion]:
-        out = []
-        for (account, reg, _name), versions in sorted(self._layers.items()):
-            if account == account_id and reg == region and versions:
-                out.append(versions[max(versions)])
-        return out
+    async def latest_of_each(self, account_id: str, region: str) -> list[LayerVersion]:
+        """The newest version of every layer of the region, by layer name."""
+        newest: dict[str, LayerVersion] = {}
+        for layer in await self._run(self._store.layer_versions, account_id, region, None):
+            newest.setdefault(layer.name, layer)  # newest first within each name
+        return [newest[n] for n in sorted(newest)]
 
-    def delete(self, name: LayerName, version: int) -> None:
-        if self._layers.get(name.key, {}).pop(version, None) is not None:
-            self._store.delete_layer_version(name.account_id, name.region, name.name, version)
+    async def delete(self, name: LayerName, version: int) -> None:
+        await self._run(self._store.delete_layer_version, name.account_id, name.region, name.name, version)
 
-    def resolve_for_function(self, arns: list[str], region: str) -> tuple[LayerRef, ...]:
+    async def resolve_for_function(self, arns: list[str], region: str) -> tuple[LayerRef, ...]:
         """Check a function's Layers as AWS does and return them in order."""
         if len(arns) > MAX_LAYERS:
             raise InvalidParameterValueException("Cannot reference more than 5 layers.")
@@ -120,11 +115,14 @@ class LayerService:
                     "Two different versions of the same layer are not allowed to be referenced in the same function. "
                     f"{seen[base]} and {arn} are versions of the same layer.")
             seen[base] = arn
-            layer = self._layers.get((parsed.account, parsed.region, parsed.name), {}).get(int(parsed.qualifier))
+            layer = await self._find(LayerName(parsed.account, parsed.region, parsed.name), int(parsed.qualifier))
             if layer is None:
                 raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
             refs.append(LayerRef(arn, layer.code))
         return tuple(refs)
+
+    async def _find(self, name: LayerName, version: int) -> LayerVersion | None:
+        return await self._run(self._store.get_layer_version, name.account_id, name.region, name.name, version)
 
 
 def check_total_size(code: CodeRef, layers: tuple[LayerRef, ...]) -> None:

@@ -47,7 +47,7 @@ class PolicyService:
     def __init__(self, functions: FunctionService) -> None:
         self._functions = functions
 
-    def add(self, ref: FunctionRef, *, sid: str, action: str, principal: str, source_arn: str | None,
+    async def add(self, ref: FunctionRef, *, sid: str, action: str, principal: str, source_arn: str | None,
             source_account: str | None, principal_org_id: str | None, event_source_token: str | None,
             function_url_auth_type: str | None, revision_id: str | None) -> str:
         latest, key, resource = self._target(ref)
@@ -80,10 +80,10 @@ class PolicyService:
         if size > MAX_POLICY_BYTES:
             raise PolicyLengthExceededException(
                 f"The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES}).")
-        self._save(latest, key, updated)
+        await self._save(latest, key, updated)
         return rendered
 
-    def remove(self, ref: FunctionRef, sid: str, revision_id: str | None) -> None:
+    async def remove(self, ref: FunctionRef, sid: str, revision_id: str | None) -> None:
         latest, key, _resource = self._target(ref)
         policy = latest.policies.get(key)
         if policy is None:
@@ -92,7 +92,7 @@ class PolicyService:
         kept = tuple((s, text) for s, text in policy.statements if s != sid)
         if len(kept) == len(policy.statements):
             raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
-        self._save(latest, key, replace(policy, revision_id=new_revision_id(), statements=kept))
+        await self._save(latest, key, replace(policy, revision_id=new_revision_id(), statements=kept))
 
     def get(self, ref: FunctionRef) -> tuple[str, str]:
         latest, key, _resource = self._target(ref)
@@ -114,11 +114,10 @@ class PolicyService:
     @staticmethod
     def _check_revision(policy: Policy, revision_id: str | None) -> None:
         if revision_id is not None and revision_id != policy.revision_id:
-            raise PreconditionFailedException(
-                revision_mismatch("GetPolicy"))
+            raise PreconditionFailedException(revision_mismatch("GetPolicy"))
 
-    def _save(self, latest: FunctionConfig, key: str, policy: Policy) -> None:
-        self._functions.save_latest(latest, replace(latest, policies={**latest.policies, key: policy}))
+    async def _save(self, latest: FunctionConfig, key: str, policy: Policy) -> None:
+        await self._functions.save_latest(latest, replace(latest, policies={**latest.policies, key: policy}))
 
 
 class LayerPolicyService:
@@ -127,9 +126,9 @@ class LayerPolicyService:
     def __init__(self, layers: LayerService) -> None:
         self._layers = layers
 
-    def add(self, name: LayerName, version: int, *, sid: str, action: str, principal: str,
+    async def add(self, name: LayerName, version: int, *, sid: str, action: str, principal: str,
             organization_id: str | None, revision_id: str | None) -> tuple[str, str]:
-        layer = self._layers.get(name, version)
+        layer = await self._layers.get(name, version)
         policy = layer.policy or Policy(new_revision_id())
         _check_layer_revision(policy, revision_id)
         if any(existing == sid for existing, _ in policy.statements):
@@ -143,21 +142,21 @@ class LayerPolicyService:
             statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
         rendered = json.dumps(statement, separators=(",", ":"))
         updated = Policy(new_revision_id(), (*policy.statements, (sid, rendered)))
-        self._layers.set_policy(layer, updated)
+        await self._layers.set_policy(layer, updated)
         return rendered, updated.revision_id
 
-    def remove(self, name: LayerName, version: int, sid: str, revision_id: str | None) -> None:
-        layer = self._layers.get(name, version)
+    async def remove(self, name: LayerName, version: int, sid: str, revision_id: str | None) -> None:
+        layer = await self._layers.get(name, version)
         if layer.policy is None:
             raise ResourceNotFoundException("No policy is associated with the given resource.")
         _check_layer_revision(layer.policy, revision_id)
         kept = tuple((s, text) for s, text in layer.policy.statements if s != sid)
         if len(kept) == len(layer.policy.statements):
             raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
-        self._layers.set_policy(layer, Policy(new_revision_id(), kept))
+        await self._layers.set_policy(layer, Policy(new_revision_id(), kept))
 
-    def get(self, name: LayerName, version: int) -> tuple[str, str]:
-        layer = self._layers.get(name, version)
+    async def get(self, name: LayerName, version: int) -> tuple[str, str]:
+        layer = await self._layers.get(name, version)
         if layer.policy is None or not layer.policy.statements:
             raise ResourceNotFoundException("No policy is associated with the given resource.")
         return _document(layer.policy), layer.policy.revision_id
@@ -165,8 +164,7 @@ class LayerPolicyService:
 
 def _check_layer_revision(policy: Policy, revision_id: str | None) -> None:
     if revision_id is not None and revision_id != policy.revision_id:
-        raise PreconditionFailedException(
-            revision_mismatch("GetLayerPolicy"))
+        raise PreconditionFailedException(revision_mismatch("GetLayerPolicy"))
 
 
 def _document(policy: Policy) -> str:

@@ -8,8 +8,6 @@ in WAL mode with synchronous=FULL so an acknowledged write survives a crash or r
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import enum
 import json
@@ -24,6 +22,7 @@ from sqlalchemy.engine import Engine
 from lamina import errors
 from lamina.domain.messages import revision_mismatch
 from lamina.domain.model import LATEST, FunctionConfig, LayerVersion
+from lamina.domain.pagination import decode_marker, encode_marker
 from lamina.store.secrets import EnvelopeCipher
 
 _KEY_FIELDS = ("account_id", "region", "name", "version")
@@ -46,6 +45,16 @@ layers_table = sa.Table(
     sa.Column("name", sa.String(140), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("doc", sa.Text, nullable=False),
+)
+
+# the last version number each layer has ever had: numbers are never reused, even after
+# the highest version is deleted and the server restarts
+layer_counters_table = sa.Table(
+    "layer_counters", _metadata,
+    sa.Column("account_id", sa.String(12), primary_key=True),
+    sa.Column("region", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(140), primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
 )
 
 
@@ -80,19 +89,35 @@ class SqlMetadataStore:
         if account_id is not None:
             query = query.where(t.c.account_id == account_id)
         if marker is not None:
-            query = query.where(t.c.name > _read_marker(marker))
+            after = decode_marker(marker)
+            if not isinstance(after, str):
+                raise errors.InvalidParameterValueException("Invalid marker")
+            query = query.where(t.c.name > after)
         query = query.order_by(t.c.name, t.c.account_id).limit(max(1, max_items) + 1)
         with self.engine.connect() as conn:
             docs = list(conn.execute(query).scalars())
         configs = [self._decode(d) for d in docs[:max(1, max_items)]]
         more = len(docs) > len(configs)
-        return configs, (_make_marker(configs[-1].name) if more else None)
+        return configs, (encode_marker(configs[-1].name) if more else None)
 
     def all_functions(self) -> list[FunctionConfig]:
         t = functions_table
         query = sa.select(t.c.doc).order_by(t.c.account_id, t.c.region, t.c.name, t.c.version)
         with self.engine.connect() as conn:
             return [self._decode(d) for d in conn.execute(query).scalars()]
+
+    def latest_functions(self, account_id: str) -> list[FunctionConfig]:
+        t = functions_table
+        query = sa.select(t.c.doc).where(t.c.account_id == account_id, t.c.version == LATEST)
+        with self.engine.connect() as conn:
+            return [self._decode(d) for d in conn.execute(query.order_by(t.c.region, t.c.name)).scalars()]
+
+    def function_versions(self, account_id: str, region: str, name: str) -> list[FunctionConfig]:
+        t = functions_table
+        query = sa.select(t.c.doc).where(t.c.account_id == account_id, t.c.region == region, t.c.name == name)
+        with self.engine.connect() as conn:
+            rows = [self._decode(d) for d in conn.execute(query).scalars()]
+        return sorted(rows, key=lambda c: (c.published, int(c.version) if c.published else 0))
 
     # -- writes ----------------------------------------------------------------------
 
@@ -143,6 +168,38 @@ class SqlMetadataStore:
         with self.engine.connect() as conn:
             docs = conn.execute(sa.select(t.c.doc).order_by(t.c.name, t.c.version)).scalars()
             return [_from_json(LayerVersion, json.loads(d)) for d in docs]
+
+    def get_layer_version(self, account_id: str, region: str, name: str, version: int) -> LayerVersion | None:
+        t = layers_table
+        query = sa.select(t.c.doc).where(t.c.account_id == account_id, t.c.region == region, t.c.name == name,
+                                         t.c.version == version)
+        with self.engine.connect() as conn:
+            doc = conn.execute(query).scalar()
+        return None if doc is None else _layer(doc)
+
+    def layer_versions(self, account_id: str, region: str, name: str | None = None) -> list[LayerVersion]:
+        t = layers_table
+        query = sa.select(t.c.doc).where(t.c.account_id == account_id, t.c.region == region)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            docs = conn.execute(query.order_by(t.c.name, t.c.version.desc())).scalars()
+            return [_layer(d) for d in docs]
+
+    def next_layer_version(self, account_id: str, region: str, name: str) -> int:
+        """Take the layer's next version number, atomically (one statement: concurrent
+        publishers, in this process or another, each get their own)."""
+        counters, t = layer_counters_table, layers_table
+        highest = sa.select(sa.func.coalesce(sa.func.max(t.c.version), 0) + 1).where(
+            t.c.account_id == account_id, t.c.region == region, t.c.name == name).scalar_subquery()
+        insert = _dialect_insert(self.engine)(counters).values(
+            account_id=account_id, region=region, name=name, last=highest)
+        statement = insert.on_conflict_do_update(
+            index_elements=["account_id", "region", "name"], set_={"last": counters.c.last + 1},
+        ).returning(counters.c.last)
+        with self.engine.begin() as conn:
+            number: int = conn.execute(statement).scalar_one()
+        return number
 
     # -- documents ---------------------------------------------------------------------
 
@@ -212,36 +269,28 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
-def _upsert(engine: Engine, row: dict[str, Any]) -> Any:
-    t = functions_table
-    values = {"revision_id": row["revision_id"], "doc": row["doc"]}
+def _dialect_insert(engine: Engine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT … DO UPDATE (SQLite and PostgreSQL)."""
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(t).values(**row).on_conflict_do_update(index_elements=list(_KEY_FIELDS),
-                                                                    set_=values)
+        return sqlite_insert
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(t).values(**row).on_conflict_do_update(index_elements=list(_KEY_FIELDS),
-                                                                set_=values)
+        return pg_insert
     raise NotImplementedError(f"no upsert for {engine.dialect.name}")
 
 
-# -- markers -------------------------------------------------------------------------------
+def _upsert(engine: Engine, row: dict[str, Any]) -> Any:
+    values = {"revision_id": row["revision_id"], "doc": row["doc"]}
+    return _dialect_insert(engine)(functions_table).values(**row).on_conflict_do_update(
+        index_elements=list(_KEY_FIELDS), set_=values)
 
 
-def _make_marker(name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": name}).encode()).decode("ascii")
-
-
-def _read_marker(marker: str) -> str:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(marker.encode("ascii")))["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
-        value = None
-    if not isinstance(value, str):
-        raise errors.InvalidParameterValueException("Invalid marker")
+def _layer(doc: str) -> LayerVersion:
+    value = _from_json(LayerVersion, json.loads(doc))
+    assert isinstance(value, LayerVersion)
     return value
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from lamina.domain.model import LATEST, FunctionConfig
+from lamina.domain.model import LATEST, FunctionConfig, LayerVersion
 
 
 class MetadataStore(Protocol):
@@ -58,7 +58,36 @@ class MetadataStore(Protocol):
         ...
 
     def all_functions(self) -> list[FunctionConfig]:
-        """Every stored row, all accounts, regions and versions (start-up recovery)."""
+        """Every stored row, all accounts, regions and versions (what a cache is rebuilt from)."""
+        ...
+
+    def latest_functions(self, account_id: str) -> list[FunctionConfig]:
+        """The $LATEST row of every function of the account, all regions."""
+        ...
+
+    def function_versions(self, account_id: str, region: str, name: str) -> list[FunctionConfig]:
+        """Every row of one function: $LATEST first, then the published versions in order."""
+        ...
+
+    # -- layers: immutable versions, but for their policy --------------------------------
+
+    def put_layer_version(self, layer: LayerVersion) -> None:
+        """Insert a version, or replace its row (its policy changed)."""
+        ...
+
+    def get_layer_version(self, account_id: str, region: str, name: str, version: int) -> LayerVersion | None:
+        ...
+
+    def layer_versions(self, account_id: str, region: str, name: str | None = None) -> list[LayerVersion]:
+        """The versions of one layer (or of every layer of the region), by name, newest first."""
+        ...
+
+    def delete_layer_version(self, account_id: str, region: str, name: str, version: int) -> bool:
+        ...
+
+    def next_layer_version(self, account_id: str, region: str, name: str) -> int:
+        """Take the layer's next version number, atomically; a number is never handed out
+        twice, even once its version is deleted."""
         ...
 
 

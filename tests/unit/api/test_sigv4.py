@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.config import Config
 from botocore.credentials import Credentials
 
@@ -136,6 +136,29 @@ def test_declared_payload_hash_is_used(verifier: SigV4Verifier) -> None:
     assert verify(verifier, wire).access_key == "test"
     method, path, query, headers, _ = wire
     assert refused(verifier, (method, path, query, headers, b'{"x": 2}')).code == "InvalidSignatureException"
+
+
+class _SignsEveryHeader(SigV4Auth):
+    """A signer that, unlike botocore's, also signs User-Agent (as some clients do)."""
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        headers = HTTPHeaders()
+        for name, value in request.headers.items():
+            headers[name.lower()] = value
+        headers["host"] = urlsplit(request.url).netloc
+        return headers
+
+
+def test_headers_botocore_never_signs_are_verified_when_signed(verifier: SigV4Verifier) -> None:
+    """The signature covers the headers the client listed, whichever they are."""
+    request = AWSRequest(method="GET", url=ENDPOINT + "/2015-03-31/functions/", headers={"User-Agent": "client/1.0"})
+    _SignsEveryHeader(Credentials("test", "test"), "lambda", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    method, path, query, headers, body = _wire(prepared.method, prepared.url, prepared.headers, b"")
+    assert "user-agent" in headers["authorization"]
+    assert verify(verifier, (method, path, query, headers, body)).access_key == "test"
+    headers["user-agent"] = "client/2.0"
+    assert refused(verifier, (method, path, query, headers, body)).code == "InvalidSignatureException"
 
 
 def test_presigned_query_string(verifier: SigV4Verifier) -> None:
