@@ -105,8 +105,8 @@ def create_app(settings: Any) -> LambdaApi:
 
     async def shutdown() -> None:
         await events.close()
+        await invoker.close()  # starts the last reaps, which the supervisor then waits for (bounded)
         await supervisor.close()
-        await invoker.close()
         logs.close()
         repo.close()
         store.close()

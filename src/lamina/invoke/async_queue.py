@@ -8,6 +8,8 @@ it runs (`Invoker.try_admit`), so a function at its limit keeps its events queue
 of being throttled, and they wait until they expire. Retries, backoff and expiry follow
 `retry_policy`. The outcome goes to the configured destination (another function's queue
 or an SQS queue) and the dead-letter queue in the same transaction that deletes the event.
+The dispatcher and every delivery are supervised tasks: a bug in them stops the server
+rather than turning into a throttle that is retried for six hours.
 
 Single process: which events are in flight is known in memory; after a restart every row
 still in the store is delivered again (a duplicate is possible, a loss is not).
@@ -22,28 +24,36 @@ import heapq
 import itertools
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from lamina.control.event_config import DEFAULT_MAX_AGE, DEFAULT_RETRIES, EventInvokeConfigService
 from lamina.control.functions import FunctionService
 from lamina.domain.arns import parse_arn
-from lamina.domain.model import LATEST, EventInvokeSetting, FunctionConfig
+from lamina.domain.model import LATEST, EventInvokeSetting, FunctionConfig, FunctionKey
 from lamina.domain.names import FunctionRef
-from lamina.errors import ResourceNotFoundException, TooManyRequestsException
-from lamina.invoke.destinations import SqsSender, dead_letter_attributes, invocation_record, result_document
+from lamina.errors import ResourceNotFoundException, ServiceException, TooManyRequestsException
+from lamina.invoke.destinations import (
+    DeliveryError,
+    SqsSender,
+    dead_letter_attributes,
+    invocation_record,
+    result_document,
+)
 from lamina.invoke.invoker import Invoker
+from lamina.invoke.limits import Lease
+from lamina.invoke.queue_writer import QueueStoreError, QueueWriter
 from lamina.invoke.retry_policy import Condition, Fail, Outcome, Retry, decide, expired, throttle_backoff
 from lamina.settings import Settings
-from lamina.store.events import INVOKE, SQS, Delete, Insert, Op, QueuedEvent, Reschedule, SqlEventStore
+from lamina.store.events import INVOKE, SQS, Delete, Insert, QueuedEvent, Reschedule, SqlEventStore
+from lamina.tasks import Supervisor
 
 log = logging.getLogger("lamina.async")
 
-FunctionKey = tuple[str, str, str]
 # payloads of queued events kept in memory (the rest are read back from the store on delivery)
 PAYLOAD_BUDGET_BYTES = 64 * 1024 * 1024
 UNPARK_INTERVAL = 1.0
@@ -62,82 +72,17 @@ class AsyncStats:
     dropped: int = 0         # the function was deleted before its events ran
 
 
-class _Writer:
-    """One thread that commits queue operations in batches (group commit)."""
-
-    def __init__(self, store: SqlEventStore) -> None:
-        self._store = store
-        self._pending: list[tuple[Sequence[Op], asyncio.Future[None], asyncio.AbstractEventLoop]] = []
-        self._cv = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="lamina-async-writer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, ops: Sequence[Op]) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._cv:
-            if self._closed:
-                raise RuntimeError("the event queue is closed")
-            self._pending.append((ops, future, loop))
-            self._cv.notify()
-        return future
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._pending and not self._closed:
-                    self._cv.wait()
-                if not self._pending:
-                    return
-                batch, self._pending = self._pending, []
-            outcomes: list[BaseException | None]
-            try:
-                self._store.apply([op for ops, _f, _l in batch for op in ops])
-                outcomes = [None] * len(batch)
-            except Exception:
-                # one bad submission must not fail the others: retry them one by one
-                outcomes = []
-                for ops, _f, _l in batch:
-                    try:
-                        self._store.apply(ops)
-                        outcomes.append(None)
-                    except Exception as exc:
-                        log.exception("could not write to the event queue")
-                        outcomes.append(exc)
-            for (_ops, future, loop), error in zip(batch, outcomes, strict=True):
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(_settle, future, error)
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 class AsyncQueue:
     def __init__(self, settings: Settings, store: SqlEventStore, functions: FunctionService,
-                 event_config: EventInvokeConfigService, invoker: Invoker) -> None:
+                 event_config: EventInvokeConfigService, invoker: Invoker, supervisor: Supervisor) -> None:
         self._settings = settings
         self._store = store
         self._functions = functions
         self._event_config = event_config
         self._invoker = invoker
+        self._supervisor = supervisor
         self._sqs = SqsSender(settings.sqs_endpoint) if settings.sqs_endpoint else None
-        self._writer = _Writer(store)
+        self._writer = QueueWriter(store)
         self._heap: list[tuple[float, int, QueuedEvent]] = []
         self._seq = itertools.count()
         self._parked: dict[FunctionKey, collections.deque[QueuedEvent]] = {}
@@ -159,7 +104,7 @@ class AsyncQueue:
             self._schedule(event)
         if pending:
             log.info("%d asynchronous events recovered from the store", len(pending))
-        self._dispatcher = loop.create_task(self._dispatch_forever())
+        self._dispatcher = self._supervisor.spawn(self._dispatch_forever(), name="asynchronous dispatcher")
 
     async def close(self) -> None:
         if self._dispatcher is not None:
@@ -202,7 +147,10 @@ class AsyncQueue:
     async def _payload(self, event: QueuedEvent) -> bytes | None:
         if event.payload is not None:
             return event.payload
-        found = await asyncio.get_running_loop().run_in_executor(None, self._store.payloads, [event.id])
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, self._store.payloads, [event.id])
+        except Exception as exc:  # the store's boundary (it names no error types): translated once, here
+            raise QueueStoreError(f"could not read the payload of {event.id}: {exc}") from exc
         return found.get(event.id)
 
     def _unpark(self) -> None:
@@ -225,10 +173,7 @@ class AsyncQueue:
     async def _dispatch_forever(self) -> None:
         while True:
             self._wake.clear()
-            try:
-                self._dispatch_due()
-            except Exception:
-                log.exception("the asynchronous dispatcher failed a round")
+            self._dispatch_due()
             timeout = UNPARK_INTERVAL
             if self._heap and len(self._tasks) < self._settings.async_consumers:
                 timeout = max(0.0, min(timeout, self._heap[0][0] - time.time()))
@@ -243,55 +188,63 @@ class AsyncQueue:
         while self._heap and self._heap[0][0] <= now and len(self._tasks) < self._settings.async_consumers:
             _at, _seq, event = heapq.heappop(self._heap)
             if event.kind == SQS:
-                self._start(event, self._send_sqs(event))
+                self._start(event, partial(self._send_sqs, event))
                 continue
             ref = FunctionRef(event.account_id, event.region, event.name, event.qualifier)
             try:
                 latest = self._functions.latest(ref)
                 cfg = self._functions.route(ref)
             except ResourceNotFoundException:
-                self._start(event, self._drop(event))
+                self._start(event, partial(self._drop, event))
                 continue
             setting = self._event_config.effective(latest, event.qualifier)
+            lease: Lease | None = None
             if expired(now, event.enqueued_at, _max_age(setting)):
-                self._start(event, self._finish(event, cfg, setting, Condition.EVENT_AGE_EXCEEDED))
-            elif not cfg.ready or not self._invoker.try_admit(cfg):
+                self._start(event, partial(self._finish, event, cfg, setting, Condition.EVENT_AGE_EXCEEDED))
+            elif not cfg.ready or (lease := self._invoker.try_admit(cfg)) is None:
                 self._parked.setdefault(_key(event), collections.deque()).append(event)
             else:
-                self._start(event, self._deliver(event, cfg, setting))
+                self._start(event, partial(self._deliver, event, cfg, setting, lease))
 
-    def _start(self, event: QueuedEvent, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, event: QueuedEvent, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._in_flight[event.id] = event
-        task = asyncio.get_running_loop().create_task(work)
+        task = self._supervisor.spawn(self._run(event, work), name=f"asynchronous event {event.id}")
         self._tasks.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
             self._in_flight.pop(event.id, None)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("asynchronous delivery of %s failed", event.id, exc_info=t.exception())
             if event.kind == INVOKE:
                 self._unpark_one(_key(event))
             self._wake.set()
 
         task.add_done_callback(done)
 
+    @staticmethod
+    async def _run(event: QueuedEvent, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await work()
+        except QueueStoreError:
+            # the store failed, not the delivery: the event's row is still there, and it is
+            # delivered again after a restart (a duplicate is possible, a loss is not)
+            log.error("could not record the progress of asynchronous event %s", event.id, exc_info=True)
+
     # -- delivery -------------------------------------------------------------------------------
-    async def _deliver(self, event: QueuedEvent, cfg: FunctionConfig, setting: EventInvokeSetting | None) -> None:
+    async def _deliver(self, event: QueuedEvent, cfg: FunctionConfig, setting: EventInvokeSetting | None,
+                       lease: Lease) -> None:
         stats = self._stats_for(_key(event))
-        holds_slot = True
         try:
             payload = await self._payload(event)
             if payload is None:  # the row is gone (cannot happen while it is in flight)
                 return
             ref = FunctionRef(event.account_id, event.region, event.name, event.qualifier)
-            holds_slot = False  # invoke gives the slot back whatever happens
             result = await self._invoker.invoke(cfg, payload, request_id=event.id, invoked_arn=ref.arn,
-                                                client_context=event.client_context, admitted=True)
-        except TooManyRequestsException:
-            outcome = Outcome.THROTTLED
-        except Exception:
-            log.exception("an asynchronous invocation of %s could not run", cfg.qualified_arn)
+                                                client_context=event.client_context, admission=lease)
+        except (TooManyRequestsException, ServiceException, QueueStoreError) as exc:
+            # not a function error: throttled, no environment could be started, or the payload
+            # could not be read; the event goes back on the queue with backoff
+            if not isinstance(exc, TooManyRequestsException):
+                log.warning("an asynchronous invocation of %s could not run: %s", cfg.qualified_arn, exc)
             outcome = Outcome.THROTTLED
         else:
             outcome = Outcome.SUCCESS if result.function_error is None else Outcome.FUNCTION_ERROR
@@ -300,8 +253,7 @@ class AsyncQueue:
             event.last_result = result_document(200, result.executed_version, result.function_error,
                                                 result.payload)
         finally:
-            if holds_slot:
-                self._invoker.release_admission(cfg)
+            lease.release()  # a no-op once invoke has released it
         if outcome is Outcome.THROTTLED:
             event.throttles += 1
             stats.throttled += 1
@@ -362,11 +314,11 @@ class AsyncQueue:
             return
         try:
             if self._sqs is None:
-                raise RuntimeError("no SQS endpoint is configured (LAMINA_SQS_ENDPOINT)")
+                raise DeliveryError("no SQS endpoint is configured (LAMINA_SQS_ENDPOINT)")
             assert event.target is not None
             await asyncio.get_running_loop().run_in_executor(
                 None, self._sqs.send, event.target, payload.decode("utf-8", "replace"), event.attributes)
-        except Exception as exc:
+        except DeliveryError as exc:
             event.throttles += 1
             now = time.time()
             if expired(now, event.enqueued_at, DEFAULT_MAX_AGE):
@@ -390,7 +342,7 @@ class AsyncQueue:
         return stats
 
     def forget(self, account: str, region: str, name: str) -> None:
-        self._stats.pop((account, region, name), None)
+        self._stats.pop(FunctionKey(account, region, name), None)
 
     def status(self) -> dict[str, Any]:
         now = time.time()
@@ -421,7 +373,7 @@ class AsyncQueue:
 
 
 def _key(event: QueuedEvent) -> FunctionKey:
-    return (event.account_id, event.region, event.name)
+    return FunctionKey(event.account_id, event.region, event.name)
 
 
 def _retries(setting: EventInvokeSetting | None) -> int:

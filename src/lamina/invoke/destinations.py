@@ -3,7 +3,9 @@
 An invocation record is the document Lambda sends to an OnSuccess/OnFailure destination;
 a dead-letter message is the original event with `RequestID`, `ErrorCode` and
 `ErrorMessage` attributes. SQS queues are reached through an SQS-compatible endpoint
-(`LAMINA_SQS_ENDPOINT`) with botocore; credentials come from the usual AWS chain.
+(`LAMINA_SQS_ENDPOINT`) with botocore; credentials come from the usual AWS chain. Whatever
+keeps a message from being sent (the peer refused it, could not be reached, or the target
+is not a queue) is raised as `DeliveryError`, here and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lamina.domain.arns import parse_arn
+from lamina.errors import LaminaError
 from lamina.jsondepth import nests_deeper_than
 
 # Deeper payloads are kept as text: parsing them and encoding the record again must not
 # reach Python's recursion limit (a function's response is as hostile as any input).
 MAX_RECORD_DEPTH = 500
+
+
+class DeliveryError(LaminaError):
+    """A message could not be sent to its destination (the cause is attached)."""
 
 
 def _json_or_text(data: bytes) -> Any:
@@ -112,8 +120,14 @@ class SqsSender:
     def send(self, queue_arn: str, body: str, attributes: dict[str, Any] | None = None) -> None:
         arn = parse_arn(queue_arn)
         if arn is None:
-            raise ValueError(f"not a queue ARN: {queue_arn}")
-        region, account, name = arn.region, arn.account, arn.resource[0]
+            raise DeliveryError(f"not a queue ARN: {queue_arn}")
+        try:
+            self._send(arn.region, arn.account, arn.resource[0], queue_arn, body, attributes)
+        except (BotoCoreError, ClientError) as exc:  # botocore's: every network and API failure
+            raise DeliveryError(str(exc)) from exc
+
+    def _send(self, region: str, account: str, name: str, queue_arn: str, body: str,
+              attributes: dict[str, Any] | None) -> None:
         client = self._client(region)
         url = self._urls.get(queue_arn)
         if url is None:

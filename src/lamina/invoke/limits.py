@@ -1,13 +1,13 @@
-"""Admission control for invocations: concurrency, memory capacity and burst.
+"""Admission control for invocations: concurrency and burst.
 
 Concurrency follows Lambda's account model: a function with reserved concurrency R runs
 at most R invocations at once, drawing only on its reservation; every other function
-shares the unreserved pool (account limit minus all reservations). Memory and disk
-capacity are the host's budgets for environments: each holds a `Reservation` of its
-function's MemorySize and EphemeralStorage from its start until it ends. New environments
-per function are rate-limited by a token bucket (burst, refilled over 10 s). A request past
-any limit is refused at once with the throttle's reason; nothing queues. Everything runs on
-the event loop thread.
+shares the unreserved pool (account limit minus all reservations). Each admitted
+invocation holds a `Lease` that remembers which pool it drew from, and is released
+exactly once: a reservation set or removed while an invocation runs cannot make the
+counts drift. New environments per function are rate-limited by a token bucket (burst,
+refilled over 10 s). A request past any limit is refused at once with the throttle's
+reason; nothing queues. Everything runs on the event loop thread.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from lamina.domain.model import FunctionKey
 from lamina.errors import TooManyRequestsException
-
-FunctionKey = tuple[str, str, str]  # (account, region, name)
 
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
@@ -36,8 +35,26 @@ class _Bucket:
     stamp: float = field(default_factory=time.monotonic)
 
 
+class Lease:
+    """One admitted invocation's concurrency slot. `release` gives it back to the pool it was
+    drawn from; only the first call counts."""
+
+    __slots__ = ("_limiter", "key", "released", "reserved")
+
+    def __init__(self, limiter: ConcurrencyLimiter, key: FunctionKey, reserved: bool) -> None:
+        self._limiter = limiter
+        self.key = key
+        self.reserved = reserved  # drawn from the function's reservation, not the unreserved pool
+        self.released = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._limiter._give_back(self)
+
+
 class ConcurrencyLimiter:
-    """Counts in-flight invocations; `acquire` either admits or raises a throttle."""
+    """Counts in-flight invocations; `acquire` either admits (a `Lease`) or raises a throttle."""
 
     def __init__(self, account_limit: int) -> None:
         self.account_limit = account_limit
@@ -52,6 +69,10 @@ class ConcurrencyLimiter:
     @property
     def concurrent_executions(self) -> int:
         return sum(self._inflight.values())
+
+    @property
+    def unreserved_inflight(self) -> int:
+        return self._unreserved_inflight
 
     def inflight(self, key: FunctionKey) -> int:
         return self._inflight.get(key, 0)
@@ -72,7 +93,7 @@ class ConcurrencyLimiter:
             return self._inflight.get(key, 0) < reserved
         return self._unreserved_inflight < self.account_limit - self.reserved_total
 
-    def acquire(self, key: FunctionKey) -> None:
+    def acquire(self, key: FunctionKey) -> Lease:
         current = self._inflight.get(key, 0)
         reserved = self._reserved.get(key)
         if reserved is not None:
@@ -83,16 +104,16 @@ class ConcurrencyLimiter:
                 raise throttled(ACCOUNT_LIMIT)
             self._unreserved_inflight += 1
         self._inflight[key] = current + 1
+        return Lease(self, key, reserved is not None)
 
-    def release(self, key: FunctionKey) -> None:
+    def _give_back(self, lease: Lease) -> None:
+        key = lease.key
         current = self._inflight.get(key, 0)
-        if current <= 0:
-            return
-        if current == 1:
-            del self._inflight[key]
+        if current <= 1:
+            self._inflight.pop(key, None)
         else:
             self._inflight[key] = current - 1
-        if key not in self._reserved:
+        if not lease.reserved:
             self._unreserved_inflight = max(0, self._unreserved_inflight - 1)
 
 
@@ -117,28 +138,3 @@ class BurstLimiter:
 
     def forget(self, key: FunctionKey) -> None:
         self._buckets.pop(key, None)
-
-
-class Capacity:
-    """One of the host's budgets for environments (memory or disk), in MB."""
-
-    def __init__(self, capacity_mb: int) -> None:
-        self.capacity_mb = capacity_mb
-        self.reserved_mb = 0
-
-    def fits(self, size_mb: int) -> bool:
-        return self.reserved_mb + size_mb <= self.capacity_mb
-
-    def reserve(self, size_mb: int) -> None:
-        self.reserved_mb += size_mb
-
-    def free(self, size_mb: int) -> None:
-        self.reserved_mb = max(0, self.reserved_mb - size_mb)
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """What one environment holds of the host's capacities while it lives."""
-
-    memory_mb: int
-    disk_mb: int

@@ -1,8 +1,8 @@
-"""Warm environments of each function, most-recently-used first.
+"""Warm environments of one function version, most-recently-used first.
 
 An environment is handed out only for the configuration generation it was started for:
 after a code or configuration change, older idle environments are destroyed and busy
-ones are destroyed when they are released, so a new invoke never meets old code.
+ones are destroyed when they are given back, so a new invoke never meets old code.
 """
 
 from __future__ import annotations
@@ -10,41 +10,38 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from lamina.sandbox.environment import Environment, EnvState
-
-FunctionKey = tuple[str, str, str]  # (account, region, name)
-PoolKey = tuple[str, str, str, str]  # (account, region, name, version)
+from lamina.sandbox.protocols import EnvState, Sandbox
 
 
 class FunctionPool:
     def __init__(self) -> None:
-        self._idle: list[Environment] = []   # MRU at the end
-        self.environments: set[Environment] = set()
+        self._idle: list[Sandbox] = []   # MRU at the end
+        self.environments: set[Sandbox] = set()
 
-    def take(self, generation: int) -> Environment | None:
+    def take(self, generation: int) -> Sandbox | None:
         """An idle environment of this generation: provisioned ones first, then the most
         recently used (so that the rest can be reaped)."""
         for env in reversed(self._idle):
-            if env.provisioned and env.state is EnvState.IDLE and env.key == generation:
+            if env.provisioned and env.state is EnvState.IDLE and env.generation == generation:
                 self._idle.remove(env)
                 return env
         while self._idle:
             env = self._idle.pop()
-            if env.state is EnvState.IDLE and env.key == generation:
+            if env.state is EnvState.IDLE and env.generation == generation:
                 return env
             self.discard(env)
         return None
 
-    def add(self, env: Environment) -> None:
+    def add(self, env: Sandbox) -> None:
         self.environments.add(env)
 
-    def give_back(self, env: Environment, current_generation: int | None) -> None:
-        if env.state is EnvState.IDLE and env.key == current_generation:
+    def give_back(self, env: Sandbox, current_generation: int | None) -> None:
+        if env.state is EnvState.IDLE and env.generation == current_generation:
             self._idle.append(env)
         else:
             self.discard(env)
 
-    def discard(self, env: Environment) -> None:
+    def discard(self, env: Sandbox) -> None:
         self.environments.discard(env)
         if env in self._idle:
             self._idle.remove(env)
@@ -52,7 +49,7 @@ class FunctionPool:
 
     def retire_older_than(self, generation: int | None) -> None:
         for env in list(self._idle):
-            if env.key != generation:
+            if env.generation != generation:
                 self.discard(env)
 
     def reap_idle(self, idle_timeout: float, now: float | None = None) -> int:
@@ -63,11 +60,11 @@ class FunctionPool:
         return len(stale)
 
     @property
-    def idle(self) -> list[Environment]:
+    def idle(self) -> list[Sandbox]:
         return list(self._idle)
 
-    def provisioned(self) -> list[Environment]:
+    def provisioned(self) -> list[Sandbox]:
         return [env for env in self.environments if env.provisioned and env.state is not EnvState.DEAD]
 
-    def __iter__(self) -> Iterator[Environment]:
+    def __iter__(self) -> Iterator[Sandbox]:
         return iter(list(self.environments))

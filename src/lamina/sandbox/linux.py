@@ -161,7 +161,7 @@ class SandboxProcess:
         """Wait (blocking, up to 5 s) for the first process to end, else kill it."""
         try:
             self.child.wait(timeout=5)
-        except Exception:
+        except (TimeoutError, OSError):  # still running, or its status is gone: make sure it ends
             self.child.kill()
 
 

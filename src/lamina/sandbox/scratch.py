@@ -8,7 +8,8 @@ rather than tmpfs pages pinned in the environment's memory cgroup: the memory li
 stays exactly MemorySize, as on AWS. Making one copies ~300 KiB of an empty template
 filesystem and attaches it to a loop device, without starting a process; a few of the
 default size are kept ready anyway. Where loop devices are unavailable, `acquire`
-returns None and the caller falls back to a tmpfs counted against memory.
+returns None and the caller falls back to a tmpfs counted against memory. Releases and
+refills run off the event loop as supervised tasks; `aclose` waits for them (bounded).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from lamina.tasks import Supervisor
 
 log = logging.getLogger("lamina.sandbox")
 
@@ -37,16 +41,17 @@ class Scratch:
 
 
 class ScratchPool:
-    def __init__(self, root: Path, *, owner: tuple[int, int] = (65534, 65534), keep_ready: int = 2,
-                 default_mb: int = 512) -> None:
+    def __init__(self, root: Path, *, supervisor: Supervisor, owner: tuple[int, int] = (65534, 65534),
+                 keep_ready: int = 2, default_mb: int = 512) -> None:
         self._root = root
+        self._supervisor = supervisor
         self._owner = owner
         self._keep_ready = keep_ready
         self._default_mb = default_mb
         self._ready: dict[int, list[Scratch]] = {}
         self._refilling = False
         self._usable: bool | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,9 +104,12 @@ class ScratchPool:
 
     def release(self, scratch: Scratch) -> None:
         """Unmount and delete, off the event loop."""
-        future = asyncio.get_running_loop().run_in_executor(None, self.release_now, scratch)
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+        self._off_loop(lambda: self.release_now(scratch), f"release {scratch.device or scratch.image.name}")
+
+    def _off_loop(self, work: Callable[[], None], name: str) -> None:
+        task = self._supervisor.spawn(asyncio.to_thread(work), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def release_now(self, scratch: Scratch) -> None:
         # a device still mounted in a dying sandbox is detached once that mount goes
@@ -150,9 +158,7 @@ class ScratchPool:
         if len(self._ready.get(self._default_mb, [])) >= self._keep_ready:
             return
         self._refilling = True
-        future = asyncio.get_running_loop().run_in_executor(None, self._refill)
-        self._tasks.add(future)
-        future.add_done_callback(self._tasks.discard)
+        self._off_loop(self._refill, "refill the /tmp pool")
 
     def _refill(self) -> None:
         try:

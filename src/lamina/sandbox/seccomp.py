@@ -2,8 +2,19 @@
 
 It refuses (EPERM) the system calls a function never needs and that widen the kernel
 attack surface: mounts, namespaces, module loading, tracing other processes, keyrings,
-bpf, perf. Everything else is allowed. bubblewrap installs it (`--seccomp FD`) right
-before it executes the runtime, after no_new_privs is set.
+bpf, perf. Everything else is allowed; other ABIs (i386, x32) are refused whole.
+bubblewrap installs it (`--seccomp FD`) right before it executes the runtime, after
+no_new_privs is set; a zygote's children install it themselves (prctl) before function code.
+
+Written by hand rather than with libseccomp, weighed on Debian 12 (2026-12): libseccomp's
+own Python binding is not on PyPI, and Debian's `python3-seccomp` is built for Debian's
+interpreter, which the project's venv does not see (no system site-packages); `pyseccomp`
+(ctypes over libseccomp2, which Debian's base system has) installs from PyPI and can export
+raw BPF for bwrap and the zygote, but has had no release since 2021, costs ~55 ms at start-up
+(ctypes.util.find_library runs ldconfig), and for this policy emits the same program as the
+46 instructions below (one more: it lets syscall -1 through to ENOSYS, this refuses it). The
+tables cover the two architectures Lambda has; tests/unit/sandbox/test_seccomp.py checks
+them, and the filter's every decision, against libseccomp where libseccomp2 is installed.
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ import socket
 import struct
 import time
 import uuid
+from collections.abc import Callable
 
+from lamina.domain.lifecycle import Lifecycle
 from lamina.errors import SandboxError
 from lamina.sandbox.cgroups import CgroupLimits, CgroupSet
 from lamina.sandbox.linux import SECCOMP_FILTER, SandboxProcess, SandboxSpec, spawn
@@ -49,6 +51,13 @@ class ZygoteState(enum.StrEnum):
     STARTING = "starting"
     READY = "ready"
     DEAD = "dead"
+
+
+LIFECYCLE = Lifecycle[ZygoteState]("zygote", {
+    ZygoteState.STARTING: frozenset({ZygoteState.READY, ZygoteState.DEAD}),
+    ZygoteState.READY: frozenset({ZygoteState.DEAD}),
+    ZygoteState.DEAD: frozenset(),
+})
 
 
 class ForkedChild:
@@ -99,10 +108,15 @@ class ForkedChild:
 
 
 class Zygote:
-    def __init__(self, *, spec: SandboxSpec, limits: CgroupLimits, cgroup_base: str, generation: int) -> None:
+    """One zygote process: STARTING → READY → DEAD (or STARTING → DEAD), nothing else.
+    `destroy` is idempotent; `off_loop` runs its blocking clean-up (supervised)."""
+
+    def __init__(self, *, spec: SandboxSpec, limits: CgroupLimits, cgroup_base: str, generation: int,
+                 off_loop: Callable[[Callable[[], None], str], None]) -> None:
         self.spec = spec
         self.generation = generation
         self.state = ZygoteState.STARTING
+        self._off_loop = off_loop
         self.last_used = time.monotonic()
         self.live = 0  # environments forked and not yet ended (their owners count them)
         self._limits = limits
@@ -135,10 +149,12 @@ class Zygote:
             self.destroy()
             return False
         ours.setblocking(True)
+        if self.state is ZygoteState.DEAD:  # destroyed while it started (its owner retired it)
+            ours.close()
+            return False
         self._control = ours
-        if self.state is ZygoteState.STARTING:
-            self.state = ZygoteState.READY
-        return self.state is ZygoteState.READY
+        self.state = LIFECYCLE.check(self.state, ZygoteState.READY, subject=self._cgroups.name)
+        return True
 
     def _prepare(self) -> int:
         self._cgroups.create(self._limits)
@@ -206,14 +222,16 @@ class Zygote:
         Idempotent."""
         if self.state is ZygoteState.DEAD:
             return
-        self.state = ZygoteState.DEAD
+        self.state = LIFECYCLE.check(self.state, ZygoteState.DEAD, subject=self._cgroups.name)
         if self._control is not None:
             self._control.close()
             self._control = None
         if self._proc is not None:
             self._proc.detach(self._loop)
-        self._cgroups.kill()
-        self._loop.run_in_executor(None, self._reap)
+        try:
+            self._cgroups.kill()
+        finally:
+            self._off_loop(self._reap, f"reap {self._cgroups.name}")
 
     def _reap(self) -> None:
         self._cgroups.destroy()
