@@ -358,17 +358,20 @@ def _log_level_name() -> str:
 
 
 def configure_logging(logging: Any) -> None:
-    """Give the root logger AWS's handler, format and level (from AWS_LAMBDA_LOG_LEVEL)."""
+    """Give the root logger AWS's handler, format and level (from AWS_LAMBDA_LOG_LEVEL).
+
+    `logging` arrives as a value (the bootstrap never imports it: it costs start time and the
+    function may not use it), so its classes are `Any` to mypy; the ignores below say so."""
     logging.Formatter.converter = time.gmtime
 
-    class LambdaLoggerHandler(logging.Handler):
+    class LambdaLoggerHandler(logging.Handler):  # type: ignore[misc]
         def emit(self, record: Any) -> None:
             try:
                 sys.stdout.write(self.format(record))
             except Exception:
                 self.handleError(record)
 
-    class LambdaLoggerFilter(logging.Filter):
+    class LambdaLoggerFilter(logging.Filter):  # type: ignore[misc]
         def filter(self, record: Any) -> bool:
             record.aws_request_id = _State.request_id or ""
             record.tenant_id = None
@@ -390,7 +393,7 @@ def _json_formatter(logging: Any) -> Any:
                 "thread", "threadName", "processName", "process", "aws_request_id", "tenant_id",
                 "_frame_type", "taskName"}
 
-    class JsonFormatter(logging.Formatter):
+    class JsonFormatter(logging.Formatter):  # type: ignore[misc]
         def format(self, record: Any) -> str:
             import json
             import traceback
@@ -547,9 +550,10 @@ def load_handler(handler: str) -> Callable[..., Any]:
         trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
         raise Fault(USER_CODE_SYNTAX_ERROR, f"Syntax error in module '{module_name}': {exc}", trace) from None
     try:
-        return getattr(module, function_name)
+        entry: Callable[..., Any] = getattr(module, function_name)
     except AttributeError:
         raise Fault(HANDLER_NOT_FOUND, f"Handler '{function_name}' missing on module '{module_name}'") from None
+    return entry
 
 
 def setup_sys_path() -> None:
