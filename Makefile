@@ -6,15 +6,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # command:Debian package pairs installed when the command is missing.
 # bwrap: sandboxes; node/npm: the nodejs runtime; the build tools compile aws-lambda-ric for its tests;
-# zip: the README's example, which a test runs.
+# zip: the README's example, which a test runs; debootstrap: the runtime images' base systems;
+# ruby: the Ruby runtime client's own contract tests.
 APT_NEEDS := bwrap:bubblewrap node:nodejs npm:npm cmake:cmake make:make g++:g++ autoconf:autoconf \
-	automake:automake libtoolize:libtool zip:zip
+	automake:automake libtoolize:libtool zip:zip debootstrap:debootstrap ruby:ruby
+# The runtime images `make setup` builds: the ones the test suite runs on (others build on first
+# use). One cache outside the checkout, shared by every checkout, `make setup` and the test suite.
+RUNTIMES ?= python3.11 python3.13 python3.14 nodejs18.x nodejs20.x nodejs22.x nodejs24.x ruby3.3 \
+	provided.al2023 provided.al2
+LAMINA_RUNTIMES_DIR ?= $(HOME)/.cache/lamina/runtimes
+export LAMINA_RUNTIMES_DIR
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup runtimes run test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) runtimes
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@missing=""; for pair in $(APT_NEEDS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -25,6 +32,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# builds each missing or outdated image once (a few minutes each, cold); a built one costs nothing
+runtimes: $(STAMP)
+	$(BIN)/lamina runtimes install $(RUNTIMES)
 
 run: setup
 	$(BIN)/lamina serve

@@ -174,3 +174,9 @@ class SandboxError(LaminaError):
 
     Raised only inside `lamina.sandbox`; the invoker turns it into a function error value.
     """
+
+
+class ImageBuildError(LaminaError):
+    """A runtime image could not be built: the message names the runtime, the step that failed and
+    the failing tool's last lines of output, so that a user can act on it. Nothing half-built is
+    left behind (raised only by `lamina.runtimes.images`)."""

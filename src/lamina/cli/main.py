@@ -1,4 +1,5 @@
-"""`lamina` command line: `serve` runs everything in one process; `logs` reads function logs."""
+"""`lamina` command line: `serve` runs everything in one process; `logs` reads function logs;
+`status` shows a server's environments; `runtimes` lists, builds and removes runtime images."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from lamina.cli.runtimes import add_runtimes_parser
 from lamina.cli.status import add_status_parser
 from lamina.settings import Settings
 
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--region")
     logs.set_defaults(run=_logs)
     add_status_parser(sub)
+    add_runtimes_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

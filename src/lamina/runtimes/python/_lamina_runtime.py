@@ -556,12 +556,19 @@ def load_handler(handler: str) -> Callable[..., Any]:
     return entry
 
 
+RUNTIME_SITE_PACKAGES = "/var/lang/lib/{version}/site-packages"  # the image's boto3 and botocore
+
+
 def setup_sys_path() -> None:
-    """The module search order of AWS's runtime: code, layers, runtime, then the standard library."""
+    """The module search order of AWS's runtime: the function's code, its layers, the runtime's
+    packages (boto3), the runtime, then the standard library; so a function's own boto3 (in
+    /var/task or a layer) wins over the runtime's. Entries already on the path keep their
+    relative order after these; empty entries (the working directory) are dropped."""
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
     runtime_dir = os.environ.get("LAMBDA_RUNTIME_DIR") or "/var/runtime"
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    first = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python", runtime_dir]
+    first = [task_root, f"/opt/python/lib/{version}/site-packages", "/opt/python",
+             RUNTIME_SITE_PACKAGES.format(version=version), runtime_dir]
     sys.path[:] = first + [entry for entry in sys.path if entry and entry not in first]
 
 
