@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,16 @@ from lamina.control.layers import LayerService
 from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.control.publishing import PublishingService
 from lamina.control.repository import FunctionRepository
+from lamina.control.runtime_management import RuntimeManagementService
 from lamina.control.settling import Settler
 from lamina.control.tags import TagService
 from lamina.domain.model import FunctionConfig
 from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import MB, LogSink
+from lamina.runtimes import lifecycle
 from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.runtimes.images import ImageStore
 from lamina.sandbox.backend import LinuxSandboxes
 from lamina.store.blobs import FileBlobStore
 from lamina.store.events import SqlEventStore
@@ -55,7 +60,9 @@ def create_app(settings: Any) -> LambdaApi:
     cipher = EnvelopeCipher(load_or_create_key(data_dir / "env.key", settings.env_key))
     store = SqlMetadataStore(f"sqlite:///{data_dir / 'lamina.db'}", cipher)
     blobs = FileBlobStore(data_dir / "blobs", unpack_as=(settings.sandbox_uid, settings.sandbox_gid))
-    catalog = RuntimeCatalog()
+    images = ImageStore(settings.effective_runtimes_dir, mirror=settings.debian_mirror) \
+        if settings.runtime_images else None
+    catalog = RuntimeCatalog(images, fallback=settings.runtime_fallback)
     logs = LogSink(data_dir, max_bytes=settings.log_max_mb * MB)
     supervisor = Supervisor()
     invoker = Invoker(settings, catalog, logs, LinuxSandboxes(settings, supervisor), supervisor,
@@ -64,8 +71,9 @@ def create_app(settings: Any) -> LambdaApi:
     repo = FunctionRepository(store)
     code = CodeStore(blobs)
     layers = LayerService(store, code, repo.run)
-    settler = Settler(repo, blobs, supervisor)
-    functions = FunctionService(repo, code, catalog, settler)
+    settler = Settler(repo, blobs, catalog, supervisor)
+    functions = FunctionService(repo, code, catalog, settler, today=_lifecycle_date(settings),
+                                image_digest=catalog.image_digest)
     concurrency = ConcurrencyService(functions, limit=settings.effective_concurrency_limit,
                                      min_unreserved=settings.effective_min_unreserved, provision=invoker.provision)
 
@@ -90,6 +98,7 @@ def create_app(settings: Any) -> LambdaApi:
                         tags=TagService(functions), concurrency=concurrency, aliases=AliasService(functions),
                         layers=layers, policies=PolicyService(functions), layer_policies=LayerPolicyService(layers),
                         invoker=invoker, event_config=event_config, events=events, code_urls=code_urls,
+                        runtime_management=RuntimeManagementService(functions),
                         blob=blobs.get)
 
     async def startup() -> None:
@@ -114,7 +123,13 @@ def create_app(settings: Any) -> LambdaApi:
         await asyncio.sleep(0)
 
     return LambdaApi(services, on_startup=startup, on_shutdown=shutdown,
-                     status=lambda: _status(invoker, events), supervisor=supervisor)
+                     status=lambda: _status(invoker, events), runtimes=catalog.describe, supervisor=supervisor)
+
+
+def _lifecycle_date(settings: Any) -> Callable[[], date]:
+    """The date runtime lifecycle rules are judged on: the configured one, else today (UTC)."""
+    fixed: date | None = settings.runtime_lifecycle_date
+    return lifecycle.today if fixed is None else (lambda: fixed)
 
 
 def _status(invoker: Invoker, events: AsyncQueue) -> dict[str, Any]:

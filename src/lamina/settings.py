@@ -8,12 +8,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CREDENTIALS = {"test": "test"}
 FORK_STARTS = ("scale-out", "always", "off")
 STATUS_UNSIGNED = ("off", "loopback")
+RUNTIME_FALLBACKS = ("nearest", "refuse")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,19 @@ class Settings:
     # seconds a client has to send a request's headers, and may pause while sending its body
     header_timeout: float = 30.0
     body_timeout: float = 60.0
+    # runtimes run on images built from registry packages (on: the default), or on the host's
+    # own interpreters (off: a host with no registry to build from)
+    runtime_images: bool = True
+    # where runtime images are built and kept; None: the user's cache (~/.cache/lamina/runtimes),
+    # shared by every data dir on the machine: an image is a pure function of its recipe
+    runtimes_dir: Path | None = None
+    # a runtime with no image here (python3.12): served by its language's "nearest" runtime, or "refuse"d
+    runtime_fallback: str = "nearest"
+    # the Debian archive images are built from; None: the host's apt source, else debootstrap's default
+    debian_mirror: str | None = None
+    # the date AWS's runtime lifecycle rules (block create, block update) are judged on; None:
+    # today (UTC). Set it to act as AWS will on a later date, or did on an earlier one
+    runtime_lifecycle_date: date | None = None
 
     @property
     def effective_capacity_mb(self) -> int:
@@ -96,6 +111,13 @@ class Settings:
         return min(100, self.effective_concurrency_limit)
 
     @property
+    def effective_runtimes_dir(self) -> Path:
+        if self.runtimes_dir is not None:
+            return self.runtimes_dir.expanduser().resolve()
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return (Path(cache) / "lamina" / "runtimes").resolve()
+
+    @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -122,6 +144,9 @@ class Settings:
                              f"not {self.status_unsigned!r}")
         if not 1 <= self.code_url_expires <= 604_800:
             raise ValueError(f"LAMINA_CODE_URL_EXPIRES must be 1 to 604800 seconds, not {self.code_url_expires}")
+        if self.runtime_fallback not in RUNTIME_FALLBACKS:
+            raise ValueError(f"LAMINA_RUNTIME_FALLBACK must be one of {', '.join(RUNTIME_FALLBACKS)}, "
+                             f"not {self.runtime_fallback!r}")
         if self.header_timeout <= 0 or self.body_timeout <= 0:
             raise ValueError("LAMINA_HEADER_TIMEOUT and LAMINA_BODY_TIMEOUT must be positive seconds")
 
@@ -165,6 +190,23 @@ class Settings:
         for name, key in (("LAMINA_HEADER_TIMEOUT", "header_timeout"), ("LAMINA_BODY_TIMEOUT", "body_timeout")):
             if name in env:
                 values[key] = float(env[name])
+        if "LAMINA_RUNTIME_IMAGES" in env:
+            flag = env["LAMINA_RUNTIME_IMAGES"].strip().lower()
+            if flag not in ("on", "off"):
+                raise ValueError(f"LAMINA_RUNTIME_IMAGES must be on or off, not {flag!r}")
+            values["runtime_images"] = flag == "on"
+        if env.get("LAMINA_RUNTIMES_DIR"):
+            values["runtimes_dir"] = Path(env["LAMINA_RUNTIMES_DIR"])
+        if "LAMINA_RUNTIME_FALLBACK" in env:
+            values["runtime_fallback"] = env["LAMINA_RUNTIME_FALLBACK"].strip().lower()
+        if env.get("LAMINA_DEBIAN_MIRROR"):
+            values["debian_mirror"] = env["LAMINA_DEBIAN_MIRROR"]
+        if env.get("LAMINA_RUNTIME_LIFECYCLE_DATE"):
+            text = env["LAMINA_RUNTIME_LIFECYCLE_DATE"].strip()
+            try:
+                values["runtime_lifecycle_date"] = date.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"LAMINA_RUNTIME_LIFECYCLE_DATE must be a date (YYYY-MM-DD), not {text!r}") from None
         if "LAMINA_CREDENTIALS" in env:
             pairs = [p.split(":", 1) for p in env["LAMINA_CREDENTIALS"].split(",") if ":" in p]
             values["credentials"] = {k.strip(): v.strip() for k, v in pairs}

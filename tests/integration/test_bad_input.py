@@ -306,10 +306,11 @@ def test_deprecated_runtime_on_update(
         unvalidated_client: Any, create_function: Callable[..., str]) -> None:
     name = create_function(ECHO)
     with pytest.raises(ClientError) as e:
-        unvalidated_client.update_function_configuration(FunctionName=name, Runtime="python3.7")
+        # nodejs12.x is past its block-update date (python3.7 is past block-create only, until 2027-03-03)
+        unvalidated_client.update_function_configuration(FunctionName=name, Runtime="nodejs12.x")
     assert_aws_error(
         e.value, 400, "InvalidParameterValueException",
-        "The runtime parameter of python3.7 is no longer supported for creating or updating AWS Lambda "
+        "The runtime parameter of nodejs12.x is no longer supported for creating or updating AWS Lambda "
         "functions. We recommend you use a supported runtime while creating or updating functions.")
 
 

@@ -119,7 +119,7 @@ def _zygotes_of(server_pid: int) -> list[int]:
         pid = int(stat.parent.name)
         names[pid] = text[text.index("(") + 1:text.rindex(")")]
         parents[pid] = int(text.rsplit(")", 1)[1].split()[1])
-        if cmdline and cmdline[0].startswith(b"/usr/bin/python3") and b"/var/runtime/zygote.py" in cmdline:
+        if cmdline and b"/bin/python3" in cmdline[0] and b"/var/runtime/zygote.py" in cmdline:
             candidates.append(pid)
     zygotes = [pid for pid in candidates if names.get(parents.get(pid, 0)) == "bwrap"]
 

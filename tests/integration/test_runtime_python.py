@@ -181,7 +181,7 @@ def test_client_context_reaches_the_handler(lambda_client: Any, create_function:
 ENV_CODE = """
 import os, sys
 def handler(event, context):
-    return {'env': dict(os.environ), 'cwd': os.getcwd(), 'path': sys.path[:4]}
+    return {'env': dict(os.environ), 'cwd': os.getcwd(), 'path': sys.path[:5]}
 """
 
 
@@ -214,7 +214,8 @@ def test_environment_variables(lambda_client: Any, create_function: Fn) -> None:
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"].endswith("]" + env["AWS_LAMBDA_LOG_STREAM_NAME"][-32:])
     assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
     assert out["cwd"] == "/var/task"
-    assert out["path"] == ["/var/task", "/opt/python/lib/python3.11/site-packages", "/opt/python", "/var/runtime"]
+    assert out["path"] == ["/var/task", "/opt/python/lib/python3.11/site-packages", "/opt/python",
+                           "/var/lang/lib/python3.11/site-packages", "/var/runtime"]
 
 
 # --- logs --------------------------------------------------------------------------------------------------------

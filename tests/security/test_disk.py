@@ -175,7 +175,9 @@ def test_delete_function_removes_its_log(server: LaminaServer, client: Any,
     client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAIT)
     rid = invoke(client, name)["ResponseMetadata"]["RequestId"]
     out = lamina_logs(server, name).stdout
-    assert out.startswith(f"START RequestId: {rid}".encode()) and DROPPED not in out, out[:300]
+    first, second = out.split(b"\n", 2)[:2]  # a new environment's INIT_START, then its first invocation
+    assert first.startswith(b"INIT_START ") and second.startswith(f"START RequestId: {rid}".encode()), out[:300]
+    assert DROPPED not in out
 
 
 def test_an_environment_still_running_at_delete_writes_no_log_afterwards(

@@ -49,7 +49,8 @@ class _ClientGone(Exception):
 class LambdaApi:
     def __init__(self, services: Services, *,
                  on_startup: Callable[[], Awaitable[None]], on_shutdown: Callable[[], Awaitable[None]],
-                 status: Callable[[], dict[str, Any]], supervisor: Supervisor) -> None:
+                 status: Callable[[], dict[str, Any]], runtimes: Callable[[], list[dict[str, object]]],
+                 supervisor: Supervisor) -> None:
         self.supervisor = supervisor  # owns the background tasks; the CLI stops the server on a crash
         self._services = services
         self._model = LambdaModel()
@@ -58,6 +59,7 @@ class LambdaApi:
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
         self._status = status
+        self._runtimes = runtimes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -136,6 +138,9 @@ class LambdaApi:
             self._verifier.verify(scope["method"], path, query_string, headers, body)
         if path == "/_lamina/status":
             return 200, [("content-type", "application/json")], json.dumps(self._status()).encode()
+        if path == "/_lamina/runtimes":
+            runtimes = await asyncio.to_thread(self._runtimes)
+            return 200, [("content-type", "application/json")], json.dumps({"Runtimes": runtimes}).encode()
         raise UnknownOperationException("Unknown operation")
 
     async def _code(self, scope: Scope, path: str, send: Send) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.model import Shape
 
 from lamina import errors
-from lamina.runtimes.catalog import DEPRECATED
+from lamina.runtimes.lifecycle import create_blocked, today
 
 Check = Callable[[Any, str, list[str]], None]
 
@@ -42,9 +42,11 @@ _AWS_ENUM_ORDER: dict[str, tuple[str, ...]] = {
     "RecursiveLoop": ("Terminate", "Allow"),
     "InvokeMode": ("RESPONSE_STREAM", "BUFFERED"),
     "EventSourcePosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"),
+    # recorded from AWS on 2026-01-12 (runtimes past their block-create date are left out)
     "Runtime": ("nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
                 "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4", "ruby3.2",
-                "python3.9"),
+                "python3.8", "python3.9", "java17", "nodejs16.x", "dotnet10", "dotnet8", "java11", "dotnet6",
+                "nodejs18.x", "provided.al2", "java8.al2"),
 }
 
 JAVA_TYPES = {"string": "java.lang.String", "integer": "java.lang.Integer", "long": "java.lang.Long",
@@ -295,12 +297,15 @@ def compile_structure(shape: Shape, patches: Mapping[str, Mapping[str, Any]],
 # -- service-side rules that AWS words like validation failures ------------------------------------
 
 def runtime_rule(enum: list[str]) -> Callable[[dict[str, Any]], None]:
+    """An unknown runtime, refused as AWS refuses it: the message lists the runtimes that
+    CreateFunction still accepts today (AWS leaves out those past their block-create date)."""
     allowed = frozenset(enum)
-    listed = _enum_text("Runtime", [r for r in enum if r not in DEPRECATED])
 
     def rule(params: dict[str, Any]) -> None:
         runtime = params.get("Runtime")
         if runtime is not None and runtime not in allowed:
+            on = today()
+            listed = _enum_text("Runtime", [r for r in enum if not create_blocked(r, on)])
             raise errors.InvalidParameterValueException(
                 f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
                 f"{listed} or be a valid ARN")

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from lamina.domain.arns import lambda_arn
-from lamina.domain.model import Alias, EventInvokeSetting, FunctionConfig, LayerVersion, ProvisionedSetting
+from lamina.domain.model import (
+    Alias,
+    EventInvokeSetting,
+    FunctionConfig,
+    LayerVersion,
+    ProvisionedSetting,
+    UpdateRuntimeOn,
+)
 
 
 class InvokeResult(Protocol):
@@ -36,9 +43,12 @@ def function_arn(cfg: FunctionConfig, qualifier: str | None = None) -> str:
     return lambda_arn(cfg.region, cfg.account_id, "function", cfg.name, qualifier)
 
 
-def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alias: str | None = None) -> dict[str, Any]:
+def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alias: str | None = None,
+                           runtime_version: str | None = None) -> dict[str, Any]:
     """A version's configuration; published versions (and any listed version) carry their
-    qualified ARN, and a version read through an alias the alias's ARN, as AWS renders them."""
+    qualified ARN, and a version read through an alias the alias's ARN, as AWS renders them.
+    `runtime_version`: the RuntimeVersionArn it runs on (None: no RuntimeVersionConfig, as in
+    AWS's lists and for container images)."""
     arn = cfg.qualified_arn if qualified or cfg.published else cfg.arn
     out: dict[str, Any] = {
         "FunctionName": cfg.name,
@@ -68,6 +78,8 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
             ("SystemLogLevel", cfg.system_log_level if cfg.log_format == "JSON" else None),
             ("LogGroup", cfg.log_group_name)) if v},
     }
+    if runtime_version is not None:
+        out["RuntimeVersionConfig"] = {"RuntimeVersionArn": runtime_version}
     if cfg.environment:
         out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.layers:
@@ -83,10 +95,11 @@ def function_configuration(cfg: FunctionConfig, *, qualified: bool = False, alia
     return {k: v for k, v in out.items() if v is not None}
 
 
-def function(cfg: FunctionConfig, latest: FunctionConfig, *, alias: str | None, code_location: str) -> dict[str, Any]:
+def function(cfg: FunctionConfig, latest: FunctionConfig, *, alias: str | None, code_location: str,
+             runtime_version: str | None = None) -> dict[str, Any]:
     """GetFunction: the version's configuration, its code, and what only $LATEST holds."""
     out: dict[str, Any] = {
-        "Configuration": function_configuration(cfg, alias=alias),
+        "Configuration": function_configuration(cfg, alias=alias, runtime_version=runtime_version),
         "Code": {"RepositoryType": "S3", "Location": code_location},
     }
     if latest.reserved_concurrency is not None:
@@ -192,3 +205,12 @@ def provisioned_config(setting: ProvisionedSetting, available: int, *, arn: str 
     if arn is not None:
         out["FunctionArn"] = arn
     return out
+
+
+def runtime_management_config(cfg: FunctionConfig, function_arn: str) -> dict[str, Any]:
+    """Get/PutRuntimeManagementConfig: the version's mode, the runtime version it is pinned to
+    (Manual only; AWS answers null otherwise) and the function's ARN."""
+    manual = cfg.runtime_update_on is UpdateRuntimeOn.MANUAL
+    return {"UpdateRuntimeOn": cfg.runtime_update_on.value,
+            "RuntimeVersionArn": cfg.runtime_version_arn if manual else None,
+            "FunctionArn": function_arn}

@@ -94,11 +94,11 @@ def signing_keys(env: Mapping[str, str] | None = None) -> tuple[str, str]:
 
 
 def fetch_status(endpoint: str, timeout: float = 5.0, keys: tuple[str, str] | None = None,
-                 region: str = "us-east-1") -> dict[str, Any]:
-    """GET {endpoint}/_lamina/status, signed with `keys` (default: `signing_keys()`); raises OSError
-    (incl. URLError, HTTPError) when the server is unreachable or refuses, and ValueError when the
-    answer is not a JSON object."""
-    url = endpoint.rstrip("/") + "/_lamina/status"
+                 region: str = "us-east-1", path: str = "/_lamina/status") -> dict[str, Any]:
+    """GET {endpoint}{path} (a /_lamina/ endpoint), signed with `keys` (default: `signing_keys()`);
+    raises OSError (incl. URLError, HTTPError) when the server is unreachable or refuses, and
+    ValueError when the answer is not a JSON object."""
+    url = endpoint.rstrip("/") + path
     access_key, secret = keys or signing_keys()
     signed = AWSRequest(method="GET", url=url)
     SigV4Auth(Credentials(access_key, secret), "lambda", region).add_auth(signed)

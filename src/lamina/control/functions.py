@@ -9,14 +9,23 @@ InProgress until `settling` has prepared it; a second change meanwhile is refuse
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from lamina.control.code import CodeStore
 from lamina.control.layers import check_total_size
 from lamina.control.repository import FunctionRepository
-from lamina.control.rules import check_environment, check_memory, check_runtime, check_tag_count
+from lamina.control.rules import (
+    check_code_updatable,
+    check_environment,
+    check_memory,
+    check_runtime,
+    check_tag_count,
+)
 from lamina.control.settling import Settler, begin_update
 from lamina.domain.messages import function_not_ready, revision_mismatch, update_in_progress
 from lamina.domain.model import (
@@ -25,6 +34,7 @@ from lamina.domain.model import (
     FunctionKey,
     FunctionState,
     LastUpdateStatus,
+    UpdateRuntimeOn,
     aws_timestamp,
     new_revision_id,
 )
@@ -35,20 +45,36 @@ from lamina.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from lamina.runtimes import lifecycle
 from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.runtimes.versions import runtime_version_arn
+
+log = logging.getLogger("lamina.control")
 
 
 def key_of(ref: FunctionRef) -> FunctionKey:
     return FunctionKey(ref.account_id, ref.region, ref.name)
 
 
+def no_image(runtime: str) -> str | None:
+    """The image digest when no image is known: runtime versions name the runtime alone."""
+    return None
+
+
 class FunctionService:
+    """`today` is the date runtime lifecycle rules are judged on (`lamina.runtimes.lifecycle`);
+    `image_digest(runtime)` the digest of the image that serves `runtime` now, which the
+    runtime version ARNs name (`current_runtime_version`)."""
+
     def __init__(self, repo: FunctionRepository, code: CodeStore, catalog: RuntimeCatalog,
-                 settler: Settler) -> None:
+                 settler: Settler, *, today: Callable[[], date] = lifecycle.today,
+                 image_digest: Callable[[str], str | None] = no_image) -> None:
         self.repo = repo
         self._code = code
         self._catalog = catalog
         self._settler = settler
+        self._today = today
+        self._image_digest = image_digest
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, ref: FunctionRef) -> FunctionConfig:
@@ -104,7 +130,8 @@ class FunctionService:
                      role: str, **config: Any) -> FunctionConfig:
         if self.repo.latest(key_of(ref)) is not None:
             raise ResourceConflictException(f"Function already exist: {ref.name}")
-        check_runtime(self._catalog, runtime)
+        check_runtime(self._catalog, runtime, on=self._today())
+        self._say_fallback(ref.name, runtime)
         check_tag_count(config.get("tags") or {})
         check_memory(config.get("memory_size"))
         check_environment(config.get("environment") or {})
@@ -113,12 +140,44 @@ class FunctionService:
         cfg = FunctionConfig(region=ref.region, account_id=ref.account_id, name=ref.name,
                              runtime=runtime, handler=handler, role=role, code=code,
                              **{k: v for k, v in config.items() if v is not None})
+        cfg = replace(cfg, runtime_version_arn=self._runtime_version_on_update(None, cfg))
         await self.repo.create(cfg)  # the store refuses a name taken meanwhile
         self._settler.schedule(cfg)
         return cfg
 
+    def _say_fallback(self, name: str, runtime: str | None) -> None:
+        plan = self._catalog.plan(runtime or "")
+        if plan is not None and plan.note:
+            log.warning("function %s: %s", name, plan.note)
+
+    # -- runtime versions -----------------------------------------------------------------
+    def current_runtime_version(self, region: str, runtime: str) -> str:
+        """The ARN of the runtime version that serves `runtime` now: the one place where a
+        RuntimeVersionArn is made (from the digest of the image serving it)."""
+        return runtime_version_arn(region, runtime, self._image_digest(runtime))
+
+    def runtime_version_arn(self, cfg: FunctionConfig) -> str | None:
+        """The RuntimeVersionArn `cfg` runs on (its RuntimeVersionConfig): pinned under Manual,
+        the one of its last update under FunctionUpdate, the current one under Auto. None for
+        functions with no managed runtime (container images)."""
+        if cfg.package_type != "Zip" or cfg.runtime is None:
+            return None
+        if cfg.runtime_update_on is not UpdateRuntimeOn.AUTO and cfg.runtime_version_arn is not None:
+            return cfg.runtime_version_arn
+        return self.current_runtime_version(cfg.region, cfg.runtime)
+
+    def _runtime_version_on_update(self, current: FunctionConfig | None, changed: FunctionConfig) -> str | None:
+        """What a created or updated $LATEST runs on: a Manual pin stays while the runtime does;
+        otherwise the runtime moves to its current version, as AWS moves it at an update."""
+        if changed.package_type != "Zip" or changed.runtime is None:
+            return None
+        if (current is not None and changed.runtime_update_on is UpdateRuntimeOn.MANUAL
+                and changed.runtime == current.runtime and changed.runtime_version_arn is not None):
+            return changed.runtime_version_arn
+        return self.current_runtime_version(changed.region, changed.runtime)
+
     async def update_code(self, ref: FunctionRef, zip_file: bytes, revision_id: str | None) -> FunctionConfig:
-        self.updatable(ref, revision_id)
+        check_code_updatable(self.updatable(ref, revision_id).runtime, on=self._today())
         code = await self._code.store(zip_file)
         current = self.updatable(ref, revision_id)
         check_total_size(code, current.layers)
@@ -128,7 +187,8 @@ class FunctionService:
                                    **changes: Any) -> FunctionConfig:
         current = self.updatable(ref, revision_id)
         if changes.get("runtime") is not None:
-            check_runtime(self._catalog, changes["runtime"])
+            check_runtime(self._catalog, changes["runtime"], on=self._today(), updating=True)
+            self._say_fallback(ref.name, changes["runtime"])
         check_memory(changes.get("memory_size"))
         if changes.get("environment") is not None:
             check_environment(changes["environment"])
@@ -177,7 +237,8 @@ class FunctionService:
 
     async def _begin_update(self, current: FunctionConfig, changed: FunctionConfig) -> FunctionConfig:
         cfg = replace(begin_update(changed), last_modified=aws_timestamp(), revision_id=new_revision_id(),
-                      generation=current.generation + 1)
+                      generation=current.generation + 1,
+                      runtime_version_arn=self._runtime_version_on_update(current, changed))
         await self.repo.save(current, cfg)
         self._settler.schedule(cfg)
         return cfg

@@ -7,9 +7,11 @@ change calls them before anything is stored.
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from lamina.errors import InvalidParameterValueException, ValidationException
-from lamina.runtimes.catalog import DEPRECATED, RuntimeCatalog, deprecation_message
+from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.runtimes.lifecycle import create_blocked, no_longer_supported, update_blocked
 
 RESERVED_ENV_KEYS = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -23,16 +25,27 @@ MAX_MEMORY_MB = 10240
 MAX_TAGS = 50
 
 
-def check_runtime(catalog: RuntimeCatalog, runtime: str | None) -> None:
+def check_runtime(catalog: RuntimeCatalog, runtime: str | None, *, on: date, updating: bool = False) -> None:
+    """A runtime CreateFunction (or, `updating`, UpdateFunctionConfiguration) may set on `on`:
+    one AWS has not blocked yet (`lamina.runtimes.lifecycle`), and that this host serves."""
     if runtime is None:
         raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions "
                                              "created with deployment packages.")
-    if runtime in DEPRECATED:
-        raise InvalidParameterValueException(deprecation_message(runtime))
-    if catalog.get(runtime) is None:
+    blocked = update_blocked if updating else create_blocked
+    if blocked(runtime, on):
+        raise InvalidParameterValueException(no_longer_supported(runtime))
+    if catalog.plan(runtime) is None:
         raise InvalidParameterValueException(
             f"The runtime parameter of {runtime} is not available on this Lamina host. "
             f"Runtimes available here: {', '.join(catalog.names)}.")
+
+
+def check_code_updatable(runtime: str | None, *, on: date) -> None:
+    """UpdateFunctionCode: refused once the function's runtime is past its block-update date
+    (AWS refuses code updates then; a configuration update that leaves the runtime alone is
+    still allowed)."""
+    if runtime is not None and update_blocked(runtime, on):
+        raise InvalidParameterValueException(no_longer_supported(runtime))
 
 
 def check_memory(memory_size: int | None) -> None:

@@ -1,7 +1,8 @@
 """The function lifecycle: what a change becomes once its code is ready.
 
-After CreateFunction a function is Pending until its code (and layers) are unpacked, then
-Active, or Failed when they cannot be. After an update, LastUpdateStatus is InProgress
+After CreateFunction a function is Pending until its code (and layers) are unpacked and its
+runtime's image is built (the first function of a runtime builds it), then Active, or
+Failed when they cannot be. After an update, LastUpdateStatus is InProgress
 until the same work is done, then Successful or Failed. Both are transition tables
 (`FUNCTION_STATE`, `LAST_UPDATE`); nothing else moves these states. Settling is a
 background task per change, owned by the server's supervisor; a change made meanwhile
@@ -18,7 +19,8 @@ from dataclasses import replace
 from lamina.control.repository import FunctionRepository
 from lamina.domain.lifecycle import Lifecycle
 from lamina.domain.model import FunctionConfig, FunctionState, LastUpdateStatus, new_revision_id
-from lamina.errors import ApiError, PreconditionFailedException
+from lamina.errors import ApiError, ImageBuildError, PreconditionFailedException
+from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.protocols import BlobStore
 from lamina.tasks import Supervisor
 
@@ -44,11 +46,17 @@ def begin_update(cfg: FunctionConfig) -> FunctionConfig:
                    last_update_status_reason_code="Creating")
 
 
-def settled(current: FunctionConfig, error: str | None) -> FunctionConfig:
-    """What `current` becomes once its code is ready (`error` None) or could not be made so."""
-    status = LastUpdateStatus.FAILED if error else LastUpdateStatus.SUCCESSFUL
-    reason = f"Lamina could not prepare the code: {error}" if error else None
-    reason_code = "InvalidZipFileException" if error else None
+def settled(current: FunctionConfig, error: str | None, *, runtime_error: str | None = None) -> FunctionConfig:
+    """What `current` becomes once its code and runtime are ready (`error` and `runtime_error`
+    None), or could not be made so."""
+    status = LastUpdateStatus.FAILED if error or runtime_error else LastUpdateStatus.SUCCESSFUL
+    if runtime_error:
+        reason: str | None = f"Lamina could not build the {current.runtime} runtime: {runtime_error}"
+        reason_code: str | None = "InvalidRuntime"
+    else:
+        reason = f"Lamina could not prepare the code: {error}" if error else None
+        reason_code = "InvalidZipFileException" if error else None
+    error = error or runtime_error
     if current.state is FunctionState.PENDING:
         state = FUNCTION_STATE.check(current.state, FunctionState.FAILED if error else FunctionState.ACTIVE,
                                      subject=current.arn)
@@ -62,9 +70,11 @@ def settled(current: FunctionConfig, error: str | None) -> FunctionConfig:
 
 
 class Settler:
-    def __init__(self, repo: FunctionRepository, blobs: BlobStore, supervisor: Supervisor) -> None:
+    def __init__(self, repo: FunctionRepository, blobs: BlobStore, catalog: RuntimeCatalog,
+                 supervisor: Supervisor) -> None:
         self._repo = repo
         self._blobs = blobs
+        self._catalog = catalog
         self._supervisor = supervisor
 
     def schedule(self, cfg: FunctionConfig) -> None:
@@ -77,18 +87,24 @@ class Settler:
                 self.schedule(cfg)
 
     async def _settle(self, cfg: FunctionConfig) -> None:
+        loop = asyncio.get_running_loop()
+        error = runtime_error = None
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._prepare, cfg)
-            error: str | None = None
+            await loop.run_in_executor(None, self._prepare, cfg)
         except (ApiError, OSError, KeyError) as exc:
             # the package cannot be unpacked (or its blob is gone): the function fails, as
             # on AWS; any other exception is a bug and goes to the supervisor
             error = str(exc) or type(exc).__name__
+        if error is None and cfg.runtime and self._catalog.plan(cfg.runtime) is not None:
+            try:  # its image, built on first use: the function stays Pending meanwhile
+                await loop.run_in_executor(None, self._catalog.prepare, cfg.runtime)
+            except ImageBuildError as exc:
+                runtime_error = str(exc)
         current = self._repo.latest(cfg.key)
         if current is None or current.revision_id != cfg.revision_id:
             return  # deleted or changed again meanwhile; the newer change settles itself
         with contextlib.suppress(PreconditionFailedException):  # changed meanwhile: that change settles itself
-            await self._repo.save(current, settled(current, error))
+            await self._repo.save(current, settled(current, error, runtime_error=runtime_error))
 
     def _prepare(self, cfg: FunctionConfig) -> None:
         self._blobs.extracted(cfg.code.blob_key)

@@ -49,6 +49,14 @@ class LastUpdateStatus(enum.StrEnum):
     FAILED = "Failed"
 
 
+class UpdateRuntimeOn(enum.StrEnum):
+    """When a version's runtime version moves (PutRuntimeManagementConfig)."""
+
+    AUTO = "Auto"                      # to the newest runtime version, whenever there is one
+    FUNCTION_UPDATE = "FunctionUpdate"  # to the newest one at each code or configuration update
+    MANUAL = "Manual"                  # never: pinned to `runtime_version_arn`
+
+
 # Allowed function-state transitions; anything not listed is refused.
 STATE_TRANSITIONS: dict[FunctionState, frozenset[FunctionState]] = {
     FunctionState.PENDING: frozenset({FunctionState.ACTIVE, FunctionState.FAILED}),
@@ -201,6 +209,11 @@ class FunctionConfig:
     # bumped on every code or configuration change: environments started for an older
     # generation are never handed a new invoke
     generation: int = 1
+    # runtime management, per version (a published version keeps what $LATEST had): when
+    # the runtime version moves, and the runtime version it was created or last updated on
+    # (under Manual: the pinned one). None: no managed runtime, or stored before Lamina kept it
+    runtime_update_on: UpdateRuntimeOn = UpdateRuntimeOn.AUTO
+    runtime_version_arn: str | None = None
 
     @property
     def key(self) -> FunctionKey:

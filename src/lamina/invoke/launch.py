@@ -15,6 +15,7 @@ from pathlib import Path
 from lamina.domain.model import FunctionConfig
 from lamina.runtimeapi.channel import RuntimeReply
 from lamina.runtimes.catalog import RuntimeLaunch
+from lamina.runtimes.versions import runtime_version_arn
 from lamina.sandbox.exits import ErrorType
 from lamina.sandbox.protocols import SandboxRequest
 
@@ -42,11 +43,27 @@ def sandbox_request(cfg: FunctionConfig, launch: RuntimeLaunch | None, code_dir:
         id=sandbox_id, template=cfg.version_key, generation=cfg.generation, code_dir=code_dir, argv=argv,
         env=environment_variables(cfg, launch), instance_env={"AWS_LAMBDA_LOG_STREAM_NAME": stream},
         memory_mb=cfg.memory_size, tmp_mb=cfg.ephemeral_storage, opt_dir=opt_dir,
-        runtime_dir=launch.runtime_dir if launch else None,
+        runtime_dir=launch.runtime_dir if launch else None, root=launch.root if launch else None,
+        init_log=init_log(cfg, launch),
         # a zygote runs the catalog's runtime: a custom bootstrap has none
         zygote_argv=launch.zygote_argv if launch is not None and argv == launch.argv else None,
     )
     return request, refusal
+
+
+def init_log(cfg: FunctionConfig, launch: RuntimeLaunch | None) -> str:
+    """INIT_START, as AWS logs it at each cold start, naming the runtime version that really
+    runs; when another runtime serves this one (no image of it here), a line saying so."""
+    if launch is None or not launch.version:
+        return ""
+    served = launch.served_by or launch.name
+    family = served.split(".")[0].rstrip("0123456789") if served.startswith("provided") else \
+        served.rstrip(".x").rstrip("0123456789.")
+    lines = f"INIT_START Runtime Version: {family}:{launch.version}.v{(launch.image_digest or '')[:8]}" \
+            f"\tRuntime Version ARN: {runtime_version_arn(cfg.region, cfg.runtime or served, launch.image_digest)}\n"
+    if launch.note:
+        lines += f"Lamina: {launch.note} (the interpreter that runs is {family} {launch.version})\n"
+    return lines
 
 
 def environment_variables(cfg: FunctionConfig, launch: RuntimeLaunch | None) -> dict[str, str]:

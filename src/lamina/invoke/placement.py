@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lamina.domain.model import FunctionConfig, FunctionKey, VersionKey
-from lamina.errors import ServiceException, TooManyRequestsException
+from lamina.errors import ImageBuildError, ServiceException, TooManyRequestsException
 from lamina.invoke.capacity import HostCapacity, Reservation
 from lamina.invoke.launch import sandbox_request
 from lamina.invoke.limits import ACCOUNT_LIMIT, BurstLimiter, throttled
 from lamina.invoke.pool import FunctionPool
 from lamina.invoke.stats import FunctionStats, Stats
 from lamina.observe.logs import LogSink
-from lamina.runtimes.catalog import RuntimeCatalog
+from lamina.runtimes.catalog import RuntimeCatalog, RuntimeLaunch
 from lamina.sandbox.protocols import Sandbox, SandboxProvider
 from lamina.settings import Settings
 
@@ -158,7 +158,7 @@ class Placement:
     async def start(self, cfg: FunctionConfig, pool: FunctionPool, reservation: Reservation) -> Sandbox:
         """Start an environment holding `reservation` (taken by `reserve`): the environment
         gives it back when it ends; until there is one, a failure here does."""
-        launch = self._catalog.get(cfg.runtime or "")
+        launch = await self._launch(cfg)
         # taken before any await: if the function is deleted meanwhile, this log is the removed one
         # and what the environment writes is dropped, not left behind for a function of that name
         function_log = self._logs.open(cfg.region, cfg.name)
@@ -186,6 +186,19 @@ class Placement:
         if sandbox.forked:
             self._stats.of(cfg.key).forked_starts += 1
         return sandbox
+
+    async def _launch(self, cfg: FunctionConfig) -> RuntimeLaunch | None:
+        """How the function's runtime starts; its image is built here only if it went missing
+        since the function settled (removed by hand): settling builds it."""
+        runtime = cfg.runtime or ""
+        launch = self._catalog.get(runtime)
+        if launch is None and self._catalog.plan(runtime) is not None:
+            try:
+                launch = await asyncio.get_running_loop().run_in_executor(None, self._catalog.prepare, runtime)
+            except ImageBuildError as exc:
+                log.error("the %s image of %s cannot be built: %s", runtime, cfg.qualified_arn, exc)
+                raise ServiceException(f"The {runtime} runtime is not available on this Lamina host: {exc}") from exc
+        return launch
 
     async def _trees(self, cfg: FunctionConfig) -> tuple[Path, Path | None]:
         """The function's code and merged layers on the host (built once, off the loop)."""

@@ -1,29 +1,58 @@
-"""Which Lambda runtimes this host can serve, and how each one starts.
+"""Which Lambda runtimes this host serves, on what, and how each one starts.
 
-Managed runtimes use the host's interpreters under /usr (the sandbox sees /usr
-read-only): `python3.X` for each /usr/bin/python3.X, `nodejs<N>.x` for the host's Node
-major version. `provided.al2023`/`provided.al2` exec the function's own `bootstrap`.
+A managed runtime runs on its image (`lamina.runtimes.images`): a read-only root file
+system with the interpreter under /var/lang and the AWS SDK beside it, as AWS ships it.
+Lamina's runtime clients (this package's `python/`, `nodejs/`, `ruby/`) are bound at
+/var/runtime, from a copy that carries their bytecode for every image's interpreter.
+
+A runtime with no recipe on this host (python3.12: no registry carries a current CPython
+3.12) is served by the nearest runtime of its language that has one, and says so: the
+plan's `note` goes to the server log at CreateFunction and to the function's log at each
+cold start; `LAMINA_RUNTIME_FALLBACK=refuse` refuses such runtimes instead.
+
+With `LAMINA_RUNTIME_IMAGES=off` (a host with no registry to build from) Lamina serves the
+host's own interpreters, as it did before images: `python3.X` for each /usr/bin/python3.X,
+`nodejs<N>.x` for the host's Node.js. `provided.*` run on the host's /usr either way, for
+now: the OS-only images build, but custom runtimes (awslambdaric, aws-lambda-ric) still
+bring no interpreter of their own.
+
+Invariant: `plan(runtime)` is a pure function of the recipes and the settings, decided at
+start-up; whether an image is built changes only `launch`, never the plan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+import os
 import re
+import shutil
 import subprocess
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from lamina.runtimes.images import Image, ImageStore
+from lamina.runtimes.recipes import RECIPES
+
+log = logging.getLogger("lamina.runtimes")
 
 RUNTIME_FILES = Path(__file__).resolve().parent
 
-# Runtimes AWS no longer accepts for CreateFunction/UpdateFunctionConfiguration.
-DEPRECATED = frozenset({
-    "python2.7", "python3.6", "python3.7", "python3.8",
-    "nodejs", "nodejs4.3", "nodejs4.3-edge", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x",
-    "nodejs14.x", "nodejs16.x",
-    "java8", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet6", "dotnet5.0",
-    "ruby2.5", "ruby2.7", "go1.x", "provided",
-})
 PROVIDED = ("provided.al2023", "provided.al2")
+# The managed runtimes of the families Lamina serves, as AWS names them. Each is served by
+# its own image when it has a recipe here, else (fallback "nearest") by its family's nearest.
+MANAGED = (
+    "python3.10", "python3.11", "python3.12", "python3.13", "python3.14",
+    "nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x",
+    "ruby3.3", "ruby3.4",
+)
+FALLBACKS = ("nearest", "refuse")
+IMAGE_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+HOST_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
+CLIENT_DIRS = {"python": "python", "nodejs": "nodejs", "ruby": "ruby"}
 
 
 @dataclass(frozen=True)
@@ -32,16 +61,249 @@ class RuntimeLaunch:
 
     name: str
     argv: tuple[str, ...]
-    runtime_dir: Path | None        # bound at /var/runtime
+    runtime_dir: Path | None        # bound at /var/runtime (None: a custom runtime)
     execution_env: str | None       # AWS_EXECUTION_ENV
     extra_env: tuple[tuple[str, str], ...] = ()
     zygote_argv: tuple[str, ...] | None = None  # a zygote that forks environments (lamina.sandbox.zygote)
+    root: Path | None = None        # the image bound read-only at / (None: the host's /usr)
+    served_by: str = ""             # the runtime whose image runs it ("" : itself)
+    image_digest: str | None = None
+    version: str = ""               # the interpreter's exact version, e.g. "3.13.5"
+    note: str | None = None         # said at every cold start when `served_by` is another runtime
 
 
-def deprecation_message(runtime: str) -> str:
-    return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
-            "functions. We recommend you use a supported runtime while creating or updating functions.")
+@dataclass(frozen=True)
+class Plan:
+    """What serves a runtime on this host."""
 
+    runtime: str
+    served_by: str                  # the runtime whose image (or host interpreter) runs it
+    image: bool                     # it needs an image (built on first use)
+    note: str | None = None         # why another runtime serves it
+
+
+def family_of(runtime: str) -> tuple[str, tuple[int, ...]] | None:
+    """("python", (3, 12)) for python3.12, ("nodejs", (22,)) for nodejs22.x; None otherwise."""
+    match = re.fullmatch(r"(python|ruby)(\d+)\.(\d+)|nodejs(\d+)\.x", runtime)
+    if match is None:
+        return None
+    if match.group(4) is not None:
+        return "nodejs", (int(match.group(4)),)
+    return match.group(1), (int(match.group(2)), int(match.group(3)))
+
+
+def nearest(runtime: str, candidates: list[str]) -> str | None:
+    """The candidate of `runtime`'s family closest in version; a tie goes to the newer one
+    (code written for 3.12 meets 3.13's additions, not 3.11's absences)."""
+    family = family_of(runtime)
+    if family is None:
+        return None
+    same = [(c, v) for c in candidates if (f := family_of(c)) is not None and f[0] == family[0]
+            for v in [f[1]]]
+    if not same:
+        return None
+
+    def distance(pair: tuple[str, tuple[int, ...]]) -> tuple[int, int]:
+        version = pair[1]
+        steps = abs(version[-1] - family[1][-1]) + 100 * abs(version[0] - family[1][0])
+        return steps, -version[-1]
+
+    return min(same, key=distance)[0]
+
+
+def _client_hash(family: str) -> str:
+    digest = hashlib.sha256()
+    folder = RUNTIME_FILES / CLIENT_DIRS[family]
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in (".py", ".mjs", ".rb", ".js"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+class RuntimeCatalog:
+    """Decided once at start-up; `get` and `plan` are dictionary reads, `prepare` builds."""
+
+    def __init__(self, images: ImageStore | None = None, *, fallback: str = "nearest",
+                 usr_bin: Path = Path("/usr/bin")) -> None:
+        if fallback not in FALLBACKS:
+            raise ValueError(f"LAMINA_RUNTIME_FALLBACK must be one of {', '.join(FALLBACKS)}, not {fallback!r}")
+        self._images = images
+        self._plans: dict[str, Plan] = {}
+        self._host: dict[str, RuntimeLaunch] = {}
+        self._launches: dict[str, RuntimeLaunch] = {}
+        self._lock = threading.Lock()
+        self._host = _host_launches(usr_bin, languages=images is None)
+        for name in PROVIDED:  # the OS-only images are built (`lamina runtimes install`) but not yet used
+            self._plans[name] = Plan(name, name, image=False)
+        if images is None:
+            served = sorted(n for n in self._host if n not in PROVIDED)
+        else:
+            served = sorted(r for r in RECIPES if r not in PROVIDED)
+        for name in served:
+            self._plans[name] = Plan(name, name, image=images is not None)
+        if fallback == "nearest":
+            for name in MANAGED:
+                if name in self._plans:
+                    continue
+                other = nearest(name, served)
+                if other is not None:
+                    self._plans[name] = Plan(
+                        name, other, image=self._plans[other].image,
+                        note=f"{name} is served by {other}: no {name} image can be built on this Lamina host")
+
+    # -- what serves what -------------------------------------------------------------------------
+    def plan(self, runtime: str) -> Plan | None:
+        """None: this host cannot serve `runtime` at all."""
+        return self._plans.get(runtime)
+
+    def image_digest(self, runtime: str) -> str | None:
+        """The digest of the image that serves `runtime` (known before it is built: it is its
+        recipe's); None when no image does (the host's interpreters, custom runtimes)."""
+        plan = self._plans.get(runtime)
+        if plan is None or not plan.image:
+            return None
+        return RECIPES[plan.served_by].digest()
+
+    def get(self, runtime: str) -> RuntimeLaunch | None:
+        """How to start `runtime` now: None when it is not served here, or its image is not
+        built yet (`prepare` builds it)."""
+        launch = self._launches.get(runtime)
+        if launch is not None:
+            return launch
+        plan = self._plans.get(runtime)
+        if plan is None:
+            return None
+        if not plan.image:
+            host = self._host.get(plan.served_by)
+            if host is None:
+                return None
+            launch = replace(host, name=runtime, served_by=plan.served_by, note=plan.note,
+                             execution_env=f"AWS_Lambda_{runtime}" if host.execution_env else None)
+        else:
+            assert self._images is not None
+            image = self._images.ready(plan.served_by)
+            if image is None:
+                return None
+            launch = self._image_launch(plan, image)
+        self._launches[runtime] = launch
+        return launch
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._plans)
+
+    def describe(self) -> list[dict[str, object]]:
+        """Every runtime served here: what serves it and the state of that image (reads the
+        runtimes directory: call it off the event loop)."""
+        images = {info.name: info for info in self._images.list()} if self._images is not None else {}
+        described: list[dict[str, object]] = []
+        for name in sorted(self._plans):
+            plan = self._plans[name]
+            entry: dict[str, object] = {"Runtime": name, "ServedBy": plan.served_by}
+            info = images.get(plan.served_by)
+            if info is not None:
+                entry.update({"Image": {"Digest": info.digest, "State": info.state, "Size": info.size,
+                                        "Version": info.version}})
+            elif not plan.image:
+                entry["Image"] = None  # the host's own interpreter (or /usr)
+            if plan.note:
+                entry["Note"] = plan.note
+            described.append(entry)
+        return described
+
+    # -- building ---------------------------------------------------------------------------------
+    def prepare(self, runtime: str, progress: Callable[[str], None] | None = None) -> RuntimeLaunch:
+        """Blocking: build `runtime`'s image if it is not built (once, however many callers),
+        and return how to start it. ImageBuildError when the build fails; KeyError when the
+        runtime is not served here."""
+        plan = self._plans[runtime]
+        launch = self.get(runtime)
+        if launch is not None:
+            return launch
+        if plan.image:
+            assert self._images is not None
+            self._images.ensure(plan.served_by, progress)
+            self._launches.pop(runtime, None)
+        launch = self.get(runtime)
+        if launch is None:
+            raise KeyError(runtime)
+        return launch
+
+    def forget(self, runtime: str | None = None) -> None:
+        """Drop cached launches (an image was removed or rebuilt)."""
+        if runtime is None:
+            self._launches.clear()
+        else:
+            for name in [n for n, launch in self._launches.items() if runtime in (n, launch.served_by)]:
+                del self._launches[name]
+
+    def _image_launch(self, plan: Plan, image: Image) -> RuntimeLaunch:
+        recipe = RECIPES[plan.served_by]
+        family = recipe.family
+        if family == "provided":
+            launch = RuntimeLaunch(plan.runtime, ("/var/task/bootstrap",), None, None)
+        elif family == "python":
+            python = image.interpreter
+            launch = RuntimeLaunch(
+                plan.runtime, (python, "-B", "-S", "/var/runtime/bootstrap.py"), None, f"AWS_Lambda_{plan.runtime}",
+                (("PATH", IMAGE_PATH), ("PYTHONPATH", "/var/runtime")),
+                (python, "-B", "-S", "/var/runtime/zygote.py"))
+        elif family == "nodejs":
+            launch = RuntimeLaunch(
+                plan.runtime, (image.interpreter, "/var/runtime/bootstrap.mjs"), None, f"AWS_Lambda_{plan.runtime}",
+                (("PATH", IMAGE_PATH),
+                 ("NODE_PATH", f"/opt/nodejs/node{recipe.version}/node_modules:/opt/nodejs/node_modules:"
+                               "/var/runtime/node_modules:/var/runtime:/var/task")))
+        else:  # ruby: RubyGems loads on first need (the client's --disable-gems saves ~70 ms a start)
+            gems = f"{recipe.version}.0"
+            launch = RuntimeLaunch(
+                plan.runtime, (image.interpreter, "--disable-gems", "/var/runtime/bootstrap.rb"), None,
+                f"AWS_Lambda_{plan.runtime}",
+                (("PATH", IMAGE_PATH), ("GEM_PATH", f"/var/task/vendor/bundle/ruby/{gems}:/opt/ruby/gems/{gems}"),
+                 ("RUBYLIB", "/var/task:/var/runtime/lib:/opt/ruby/lib")))
+        client = None if family == "provided" else self._client_dir(family, image)
+        return replace(launch, runtime_dir=client, root=image.root, served_by=plan.served_by,
+                       image_digest=image.digest, version=image.version, note=plan.note)
+
+    def _client_dir(self, family: str, image: Image) -> Path:
+        """Lamina's runtime client for `family`, as a directory of its own beside the images:
+        a copy of the client's files, their bytecode for `image`'s interpreter (compiled by it,
+        so cold starts load rather than compile it) and, for Node.js, `node_modules` pointing at
+        the image's SDK (resolved inside the sandbox)."""
+        assert self._images is not None
+        with self._lock:
+            target = self._images.root / "clients" / f"{family}-{_client_hash(family)}"
+            if not target.is_dir():
+                staging = target.with_name(target.name + f".tmp{os.getpid()}")
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.copytree(RUNTIME_FILES / CLIENT_DIRS[family], staging,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                if family == "nodejs":
+                    os.symlink("/var/lang/lib/node_modules", staging / "node_modules")
+                os.chmod(staging, 0o755)
+                os.rename(staging, target)
+            if family == "python":
+                self._compile_client(target, image)
+            return target
+
+    def _compile_client(self, client: Path, image: Image) -> None:
+        tag = "cpython-" + "".join(image.version.split(".")[:2])
+        if any((client / "__pycache__").glob(f"*.{tag}.pyc")):
+            return
+        sources = [p.name for p in client.glob("*.py")]
+        script = ("import py_compile, sys\n"
+                  "for f in sys.argv[1:]: py_compile.compile('/var/runtime/' + f, doraise=True)")
+        with contextlib.suppress(OSError, subprocess.SubprocessError):  # else it compiles itself at each start
+            subprocess.run(
+                ["bwrap", "--ro-bind", str(image.root), "/", "--bind", str(client), "/var/runtime",
+                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent",
+                 image.interpreter, "-S", "-c", script, *sources],
+                capture_output=True, timeout=60, check=True)
+            for path in client.rglob("*"):
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+# --- the host's own interpreters (LAMINA_RUNTIME_IMAGES=off) ------------------------------------------
 
 def _node_major(node: Path) -> int | None:
     try:
@@ -62,40 +324,36 @@ def _precompile(python: Path) -> None:
                         *sources], capture_output=True, timeout=30, check=True)
 
 
-class RuntimeCatalog:
-    """Discovered once at start-up; lookups are dictionary reads."""
-
-    def __init__(self, usr_bin: Path = Path("/usr/bin")) -> None:
-        self._launches: dict[str, RuntimeLaunch] = {}
-        for python in sorted(usr_bin.glob("python3.*")):
-            match = re.fullmatch(r"python(3\.\d+)", python.name)
-            if match and python.is_file():
-                version = match.group(1)
-                _precompile(python)
-                name = f"python{version}"
-                self._launches[name] = RuntimeLaunch(
-                    name, (str(python), "-B", "-S", "/var/runtime/bootstrap.py"),
-                    RUNTIME_FILES / "python", f"AWS_Lambda_{name}",
-                    (("PYTHONPATH", f"/var/runtime:/var/task:/opt/python/lib/python{version}/site-packages:"
-                                    "/opt/python"),),
-                    (str(python), "-B", "-S", "/var/runtime/zygote.py"),
-                )
-        node = usr_bin / "node"
-        major = _node_major(node) if node.is_file() else None
-        if major is not None and major >= 20:
-            name = f"nodejs{major}.x"
-            self._launches[name] = RuntimeLaunch(
-                name, (str(node), "/var/runtime/bootstrap.mjs"), RUNTIME_FILES / "nodejs",
-                f"AWS_Lambda_{name}",
-                (("NODE_PATH", f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"
-                               "/var/runtime/node_modules:/var/runtime:/var/task"),),
+def _host_launches(usr_bin: Path, *, languages: bool) -> dict[str, RuntimeLaunch]:
+    """`provided.*` on the host's /usr and, with `languages`, the host's interpreters."""
+    launches = {name: RuntimeLaunch(name, ("/var/task/bootstrap",), None, None, served_by=name) for name in PROVIDED}
+    if not languages:
+        return launches
+    for python in sorted(usr_bin.glob("python3.*")):
+        match = re.fullmatch(r"python(3\.\d+)", python.name)
+        if match and python.is_file():
+            version = match.group(1)
+            _precompile(python)
+            name = f"python{version}"
+            launches[name] = RuntimeLaunch(
+                name, (str(python), "-B", "-S", "/var/runtime/bootstrap.py"),
+                RUNTIME_FILES / "python", f"AWS_Lambda_{name}",
+                (("PATH", HOST_PATH),
+                 ("PYTHONPATH", f"/var/runtime:/var/task:/opt/python/lib/python{version}/site-packages:"
+                                "/opt/python")),
+                (str(python), "-B", "-S", "/var/runtime/zygote.py"),
+                served_by=name,
             )
-        for name in PROVIDED:
-            self._launches[name] = RuntimeLaunch(name, ("/var/task/bootstrap",), None, None)
-
-    def get(self, runtime: str) -> RuntimeLaunch | None:
-        return self._launches.get(runtime)
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._launches)
+    node = usr_bin / "node"
+    major = _node_major(node) if node.is_file() else None
+    if major is not None and major >= 18:
+        name = f"nodejs{major}.x"
+        launches[name] = RuntimeLaunch(
+            name, (str(node), "/var/runtime/bootstrap.mjs"), RUNTIME_FILES / "nodejs",
+            f"AWS_Lambda_{name}",
+            (("PATH", HOST_PATH),
+             ("NODE_PATH", f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"
+                           "/var/runtime/node_modules:/var/runtime:/var/task")),
+            served_by=name,
+        )
+    return launches

@@ -70,7 +70,7 @@ class LinuxSandboxes:
             code_dir=request.code_dir, argv=request.argv,
             extra_ro_binds=((str(request.opt_dir), "/opt"),) if request.opt_dir is not None else (),
             env={**request.env, **request.instance_env}, tmp_mb=request.tmp_mb,
-            tmp_device=scratch.device if scratch else None, runtime_dir=request.runtime_dir,
+            tmp_device=scratch.device if scratch else None, runtime_dir=request.runtime_dir, root=request.root,
             uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,
         )
         zygote_spec = None if request.zygote_argv is None else replace(

@@ -113,6 +113,8 @@ class Environment:
     async def start(self, *, fork: bool = False) -> RuntimeReply | None:
         """Start the sandbox (forked from the template's zygote when `fork` and there is one)
         and wait for init. Returns None when ready, or the init failure (then DEAD)."""
+        if self._request.init_log:
+            self._log.platform(self._request.init_log)
         zygote = None
         if fork and self._zygote_spec is not None:
             # not behind the gate: the zygote's own start is what the environments queued there wait for

@@ -52,6 +52,10 @@ class InvocationLog:
                 del self._capture[:-CAPTURE_KEEP_BYTES]
         return pause
 
+    def platform(self, text: str) -> None:
+        """A line of the platform's own (INIT_START): in the log, not in any invocation's tail."""
+        self._writer(text.encode())
+
     def start(self, rid: str) -> None:
         if self._capture is None:
             self._capture = bytearray()

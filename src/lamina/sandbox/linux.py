@@ -58,6 +58,7 @@ class SandboxSpec:
     env: dict[str, str]
     tmp_mb: int
     runtime_dir: Path | None = None  # bound read-only at /var/runtime
+    root: Path | None = None         # a runtime image bound read-only at / (None: the host's /usr)
     extra_ro_binds: tuple[tuple[str, str], ...] = ()
     tmp_device: str | None = None    # an ext4 block device mounted at /tmp; None: a tmpfs of tmp_mb
     uid: int = 65534
@@ -241,18 +242,22 @@ def bwrap_args(spec: SandboxSpec, seccomp_fd: int | None, staged: dict[str, str]
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         *(() if spec.zygote else ("--disable-userns",)), "--die-with-parent", "--new-session",
         "--uid", str(spec.uid), "--gid", str(spec.gid), "--hostname", spec.hostname,
-        "--ro-bind", "/usr", "/usr",
-        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
     ]
-    for path in ETC_FILES:
-        args += ["--ro-bind-try", path, path]
+    if "/" in staged:  # an image: its own /usr, /etc, /var/lang; its mount points exist
+        args += ["--ro-bind", staged["/"], "/"]
+    else:
+        args += ["--ro-bind", "/usr", "/usr",
+                 "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                 "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"]
+        for path in ETC_FILES:
+            args += ["--ro-bind-try", path, path]
     if spec.tmp_device is None:
         args += ["--size", str(spec.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp"]
     for dest, staging in staged.items():
-        args += ["--bind" if dest == "/tmp" else "--ro-bind", staging, dest]
+        if dest != "/":
+            args += ["--bind" if dest == "/tmp" else "--ro-bind", staging, dest]
     args += [
-        "--dir", "/opt",
+        *(() if "/" in staged else ("--dir", "/opt")),
         "--proc", "/proc", "--dev", "/dev",
         "--remount-ro", "/",
         "--chdir", "/var/task", "--clearenv",
@@ -287,7 +292,8 @@ def spawn(spec: SandboxSpec, cgroups: CgroupSet, netns_fd: int, extra_fds: Seque
     """Start the sandbox. Blocking (a few ms until bubblewrap is exec'd): call it off the
     event loop. The sandboxed program finds `extra_fds` from fd 6 on."""
     bwrap = bwrap_path()
-    binds = [(str(spec.code_dir), "/var/task")]
+    binds = [(str(spec.root), "/")] if spec.root is not None else []
+    binds.append((str(spec.code_dir), "/var/task"))
     if spec.runtime_dir is not None:
         binds.append((str(spec.runtime_dir), "/var/runtime"))
     binds.extend(spec.extra_ro_binds)

@@ -71,6 +71,8 @@ class SandboxRequest:
     instance_env: dict[str, str] = field(default_factory=dict)  # this environment's alone
     opt_dir: Path | None = None      # read-only at /opt
     runtime_dir: Path | None = None  # read-only at /var/runtime
+    root: Path | None = None         # a runtime image, read-only at / (None: the host's /usr)
+    init_log: str = ""               # the platform's lines at the start of each cold start (INIT_START)
     zygote_argv: tuple[str, ...] | None = None  # how to start the template's zygote, if it may have one
 
 

@@ -12,6 +12,7 @@ with UnknownOperationException by the HTTP edge.
     invoke         Invoke, InvokeAsync
     layers         layer versions
     policies       function and layer version permissions
+    runtime_management  Get/PutRuntimeManagementConfig
     tags           Tag/Untag/ListTags
     versions       PublishVersion, ListVersionsByFunction
 """
@@ -29,6 +30,7 @@ from lamina.api.handlers import (
     invoke,
     layers,
     policies,
+    runtime_management,
     tags,
     versions,
 )
@@ -51,4 +53,5 @@ def _merge(*areas: Mapping[str, Handler]) -> dict[str, Handler]:
 HANDLERS: dict[str, Handler] = _merge(
     functions.HANDLERS, versions.HANDLERS, aliases.HANDLERS, layers.HANDLERS, policies.HANDLERS,
     concurrency.HANDLERS, event_invoke.HANDLERS, invoke.HANDLERS, tags.HANDLERS, account.HANDLERS,
+    runtime_management.HANDLERS,
 )

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from lamina.api import render
 from lamina.api.codeurl import CodeUrls
 from lamina.control.aliases import AliasService
 from lamina.control.concurrency import ConcurrencyService
@@ -20,8 +21,10 @@ from lamina.control.functions import FunctionService
 from lamina.control.layers import LayerName, LayerService, layer_name
 from lamina.control.policies import LayerPolicyService, PolicyService
 from lamina.control.publishing import PublishingService
+from lamina.control.runtime_management import RuntimeManagementService
 from lamina.control.tags import TagService
 from lamina.domain.arns import lambda_arn
+from lamina.domain.model import FunctionConfig
 from lamina.domain.names import FunctionRef, resolve
 from lamina.domain.pagination import Key, paginate
 from lamina.errors import ResourceNotFoundException
@@ -29,8 +32,8 @@ from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.settings import Settings
 
-__all__ = ["Handler", "Output", "Params", "RequestContext", "Services", "function_not_found", "function_ref",
-           "layer_ref", "page"]
+__all__ = ["Handler", "Output", "Params", "RequestContext", "Services", "configuration", "function_not_found",
+           "function_ref", "layer_ref", "page"]
 
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -59,6 +62,7 @@ class Services:
     invoker: Invoker
     event_config: EventInvokeConfigService
     events: AsyncQueue
+    runtime_management: RuntimeManagementService
     code_urls: CodeUrls           # Code.Location / Content.Location
     blob: Callable[[str], bytes]  # a blob's bytes by key; KeyError if absent
 
@@ -69,6 +73,13 @@ Handler = Callable[[Services, RequestContext, Params], Awaitable[Output]]
 def function_ref(ctx: RequestContext, p: Params, member: str = "FunctionName") -> FunctionRef:
     """The function (and qualifier) a request names, from `member` and `Qualifier`."""
     return resolve(p[member], p.get("Qualifier"), region=ctx.region, account_id=ctx.account_id)
+
+
+def configuration(s: Services, cfg: FunctionConfig, *, qualified: bool = False, alias: str | None = None) -> Output:
+    """A version's configuration as Create, Get, Update and PublishVersion answer it, with the
+    RuntimeVersionConfig it runs on (the list operations leave that out, as AWS does)."""
+    return render.function_configuration(cfg, qualified=qualified, alias=alias,
+                                         runtime_version=s.functions.runtime_version_arn(cfg))
 
 
 def layer_ref(ctx: RequestContext, p: Params) -> LayerName:

@@ -12,7 +12,15 @@ from typing import Any
 
 from lamina.api import render
 from lamina.api.handlers.code import code_location
-from lamina.api.handlers.context import Handler, Output, Params, RequestContext, Services, function_ref
+from lamina.api.handlers.context import (
+    Handler,
+    Output,
+    Params,
+    RequestContext,
+    Services,
+    configuration,
+    function_ref,
+)
 from lamina.domain.model import LATEST, LayerRef
 from lamina.domain.names import FunctionRef
 from lamina.errors import InvalidParameterValueException
@@ -104,7 +112,7 @@ async def create_function(s: Services, ctx: RequestContext, p: Params) -> Output
         tags=dict(p.get("Tags") or {}), layers=await _layers(s, ctx, p), dead_letter_arn=_dead_letter(s, p),
         **_config_changes(p),
     )
-    return render.function_configuration(cfg)
+    return configuration(s, cfg)
 
 
 async def get_function(s: Services, ctx: RequestContext, p: Params) -> Output:
@@ -112,16 +120,18 @@ async def get_function(s: Services, ctx: RequestContext, p: Params) -> Output:
     cfg = s.functions.get(ref)
     latest = s.functions.latest(ref)
     return render.function(cfg, latest, alias=_alias_name(ref),
-                           code_location=code_location(s, cfg.qualified_arn, cfg.code.blob_key))
+                           code_location=code_location(s, cfg.qualified_arn, cfg.code.blob_key),
+                           runtime_version=s.functions.runtime_version_arn(cfg))
 
 
 async def get_function_configuration(s: Services, ctx: RequestContext, p: Params) -> Output:
     ref = function_ref(ctx, p)
-    return render.function_configuration(s.functions.get(ref), alias=_alias_name(ref))
+    return configuration(s, s.functions.get(ref), alias=_alias_name(ref))
 
 
 async def list_functions(s: Services, ctx: RequestContext, p: Params) -> Output:
-    # pages in the function service (by name, in the store); the other lists page here
+    # pages in the function service (by name, in the store); the other lists page here. Listed
+    # configurations have no RuntimeVersionConfig (recorded from AWS)
     max_items = p.get("MaxItems") or 50
     page, marker = await s.functions.list_page(ctx.account_id, ctx.region, p.get("Marker"), min(max_items, 10_000))
     return {"Functions": [render.function_configuration(c) for c in page], "NextMarker": marker}
@@ -130,7 +140,7 @@ async def list_functions(s: Services, ctx: RequestContext, p: Params) -> Output:
 async def update_function_code(s: Services, ctx: RequestContext, p: Params) -> Output:
     zip_file = _zip_file(p, image_refusal=_NO_IMAGE_UPDATE)
     cfg = await s.functions.update_code(function_ref(ctx, p), zip_file, p.get("RevisionId"))
-    return render.function_configuration(cfg)
+    return configuration(s, cfg)
 
 
 async def update_function_configuration(s: Services, ctx: RequestContext, p: Params) -> Output:
@@ -139,7 +149,7 @@ async def update_function_configuration(s: Services, ctx: RequestContext, p: Par
     cfg = await s.functions.update_configuration(
         function_ref(ctx, p), p.get("RevisionId"), runtime=p.get("Runtime"), handler=p.get("Handler"),
         role=p.get("Role"), layers=await _layers(s, ctx, p), dead_letter_arn=_dead_letter(s, p), **changes)
-    return render.function_configuration(cfg)
+    return configuration(s, cfg)
 
 
 async def delete_function(s: Services, ctx: RequestContext, p: Params) -> Output:

@@ -7,7 +7,16 @@ it pages on that order, $LATEST counting as version 0.
 from __future__ import annotations
 
 from lamina.api import render
-from lamina.api.handlers.context import Handler, Output, Params, RequestContext, Services, function_ref, page
+from lamina.api.handlers.context import (
+    Handler,
+    Output,
+    Params,
+    RequestContext,
+    Services,
+    configuration,
+    function_ref,
+    page,
+)
 from lamina.domain.model import LATEST, FunctionConfig
 
 __all__ = ["HANDLERS"]
@@ -20,10 +29,11 @@ def _version_order(cfg: FunctionConfig) -> int:
 async def publish_version(s: Services, ctx: RequestContext, p: Params) -> Output:
     cfg = await s.publishing.publish(function_ref(ctx, p), code_sha256=p.get("CodeSha256"),
                                      revision_id=p.get("RevisionId"), description=p.get("Description"))
-    return render.function_configuration(cfg)
+    return configuration(s, cfg)
 
 
 async def list_versions_by_function(s: Services, ctx: RequestContext, p: Params) -> Output:
+    # listed configurations have no RuntimeVersionConfig (recorded from AWS)
     versions, marker = page(s.functions.versions(function_ref(ctx, p)), _version_order, p)
     return {"Versions": [render.function_configuration(c, qualified=True) for c in versions], "NextMarker": marker}
 

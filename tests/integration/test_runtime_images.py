@@ -1,0 +1,291 @@
+"""Managed runtimes on their images: the interpreter a function names, with the AWS SDK inside.
+
+Each runtime runs on a read-only root file system built from registry packages (`make
+setup` builds the ones used here into the shared runtimes cache). A function sees AWS's
+layout (/var/lang, /var/runtime, /var/task, /opt), AWS's environment variables, and the
+SDK on the path after its own code and layers. A runtime with no image here (python3.12)
+is served by its language's nearest image and says so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lamina.cli.status import fetch_status
+from tests.conftest import LAMINA, ROLE, LaminaServer, make_zip
+from tests.integration.conftest import assert_aws_error, invoke_json
+
+Fn = Callable[..., str]
+
+PY_PROBE = '''\
+import os, sys
+
+def handler(event, context):
+    out = {"version": sys.version.split()[0], "executable": sys.executable, "path": sys.path,
+           "env": {k: os.environ.get(k) for k in ("AWS_EXECUTION_ENV", "PATH", "LD_LIBRARY_PATH", "LANG", "TZ",
+                                                  "PYTHONPATH", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")},
+           "os_release": open("/etc/os-release").read(),
+           "host_paths": [p for p in ("/work", "/root/.cache", "/etc/shadow-") if os.path.exists(p)]}
+    try:
+        import boto3, botocore
+        out["boto3"] = {"version": boto3.__version__, "file": boto3.__file__, "botocore": botocore.__version__}
+    except ImportError as exc:
+        out["boto3"] = repr(exc)
+    else:
+        if hasattr(boto3, "client"):
+            out["client"] = boto3.client("s3", region_name="us-east-1").meta.service_model.service_name
+    return out
+'''
+
+NODE_CJS = '''\
+const { S3Client } = require("@aws-sdk/client-s3");
+const { DynamoDBDocumentClient } = require("@aws-sdk/lib-dynamodb");
+exports.handler = async () => ({
+  version: process.version,
+  execPath: process.execPath,
+  env: { AWS_EXECUTION_ENV: process.env.AWS_EXECUTION_ENV, NODE_PATH: process.env.NODE_PATH,
+         PATH: process.env.PATH },
+  s3: typeof S3Client, ddb: typeof DynamoDBDocumentClient,
+  sdkPath: require.resolve("@aws-sdk/client-s3"),
+});
+'''
+
+NODE_ESM = '''\
+import { S3Client } from "@aws-sdk/client-s3";
+import { STSClient } from "@aws-sdk/client-sts";
+export const handler = async () => ({ version: process.version, s3: typeof S3Client, sts: typeof STSClient });
+'''
+
+
+@pytest.fixture(scope="module")
+def client(lambda_client: Any) -> Any:
+    return lambda_client
+
+
+def probe(client: Any, fn: str) -> dict[str, Any]:
+    resp, body = invoke_json(client, fn, {})
+    assert "FunctionError" not in resp, body
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.mark.parametrize(("runtime", "version", "suite"), [("python3.11", "3.11", "bookworm"),
+                                                           ("python3.13", "3.13", "trixie")])
+def test_python_runs_on_its_image_with_boto3(client: Any, create_function: Fn, runtime: str, version: str,
+                                              suite: str) -> None:
+    fn = create_function({"app.py": PY_PROBE}, runtime=runtime)
+    body = probe(client, fn)
+    assert body["version"].startswith(version + ".")
+    assert f"VERSION_CODENAME={suite}" in body["os_release"]
+    assert body["host_paths"] == []  # the image is the whole file system: nothing of the host's
+    assert body["boto3"]["file"].startswith(f"/var/lang/lib/python{version}/site-packages/boto3/"), body["boto3"]
+    assert body["client"] == "s3"
+    env = body["env"]
+    assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
+    assert env["PATH"].startswith("/var/lang/bin:")
+    assert env["LANG"] == "en_US.UTF-8" and env["TZ"] == ":UTC"
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["LAMBDA_RUNTIME_DIR"] == "/var/runtime"
+    path = body["path"]
+    # AWS's order: the function's code, then its layers, then the runtime's packages
+    assert path[0] == "/var/task"
+    assert path.index(f"/opt/python/lib/python{version}/site-packages") < \
+        path.index(f"/var/lang/lib/python{version}/site-packages")
+
+
+def test_functions_own_boto3_wins(client: Any, create_function: Fn) -> None:
+    fn = create_function({"app.py": PY_PROBE, "boto3/__init__.py": "__version__ = '0.0.mine'\n"},
+                         runtime="python3.13")
+    body = probe(client, fn)
+    assert body["boto3"]["version"] == "0.0.mine"
+    assert body["boto3"]["file"] == "/var/task/boto3/__init__.py"
+    assert "client" not in body  # the stand-in has no client(): the runtime's boto3 was not used
+
+
+def test_layer_package_wins_over_the_runtime(client: Any, create_function: Fn,
+                                             unique_name: Callable[[str], str]) -> None:
+    layer = client.publish_layer_version(
+        LayerName=unique_name("botolayer"),
+        Content={"ZipFile": make_zip({"python/boto3/__init__.py": "__version__ = '0.0.layer'\n"})})
+    try:
+        fn = create_function({"app.py": PY_PROBE}, runtime="python3.13", Layers=[layer["LayerVersionArn"]])
+        assert probe(client, fn)["boto3"]["version"] == "0.0.layer"
+    finally:
+        client.delete_layer_version(LayerName=layer["LayerArn"], VersionNumber=layer["Version"])
+
+
+@pytest.mark.parametrize(("runtime", "major"), [("nodejs20.x", "20"), ("nodejs22.x", "22")])
+def test_node_runs_on_its_image_with_the_sdk(client: Any, create_function: Fn, runtime: str, major: str) -> None:
+    fn = create_function({"index.js": NODE_CJS}, runtime=runtime, handler="index.handler")
+    body = probe(client, fn)
+    assert body["version"].startswith(f"v{major}.")
+    assert body["execPath"].startswith("/var/lang/")
+    assert body["s3"] == "function" and body["ddb"] == "function"
+    assert body["env"]["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
+    assert body["env"]["NODE_PATH"].split(":")[2] == "/var/runtime/node_modules"
+
+
+def test_node_es_module_imports_the_sdk(client: Any, create_function: Fn) -> None:
+    fn = create_function({"index.mjs": NODE_ESM}, runtime="nodejs22.x", handler="index.handler")
+    body = probe(client, fn)
+    assert body == {"version": body["version"], "s3": "function", "sts": "function"}
+    assert body["version"].startswith("v22.")
+
+
+RUBY_PROBE = '''\
+require "aws-sdk-s3"
+
+def handler(event:, context:)
+  raise ArgumentError, "asked to fail" if event["fail"]
+  { "version" => RUBY_VERSION, "sdk" => Aws::S3::Client.name, "function" => context.function_name,
+    "env" => ENV["AWS_EXECUTION_ENV"], "remaining" => context.get_remaining_time_in_millis }
+end
+'''
+
+
+@pytest.mark.parametrize(("runtime", "files", "handler", "version"), [
+    ("python3.14", {"app.py": PY_PROBE}, "app.handler", "3.14."),
+    ("nodejs18.x", {"index.js": NODE_CJS}, "index.handler", "v18."),
+    ("nodejs24.x", {"index.js": NODE_CJS}, "index.handler", "v24."),
+    ("nodejs24.x", {"index.mjs": NODE_ESM}, "index.handler", "v24."),
+    ("ruby3.3", {"app.rb": RUBY_PROBE}, "app.handler", "3.3."),
+])
+def test_every_built_runtime_runs_with_its_sdk(client: Any, create_function: Fn, runtime: str,
+                                               files: dict[str, str], handler: str, version: str) -> None:
+    fn = create_function(files, runtime=runtime, handler=handler)
+    body = probe(client, fn)
+    assert body["version"].startswith(version), body
+    if runtime.startswith("python"):
+        assert body["client"] == "s3"
+    elif runtime.startswith("nodejs"):
+        assert body["s3"] == "function"
+    else:
+        assert body["sdk"] == "Aws::S3::Client" and body["function"] == fn
+        assert body["env"] == "AWS_Lambda_ruby3.3" and 0 < body["remaining"] <= 3000
+
+
+def test_ruby_error_shape(client: Any, create_function: Fn) -> None:
+    fn = create_function({"app.rb": RUBY_PROBE}, runtime="ruby3.3", handler="app.handler")
+    resp, body = invoke_json(client, fn, {"fail": True})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Function<ArgumentError>" and body["errorMessage"] == "asked to fail"
+    assert isinstance(body["stackTrace"], list) and body["stackTrace"]
+
+
+def test_ruby34_falls_back_to_ruby33(client: Any, create_function: Fn) -> None:
+    fn = create_function({"app.rb": RUBY_PROBE}, runtime="ruby3.4", handler="app.handler")
+    assert probe(client, fn)["version"].startswith("3.3.")
+
+
+def test_runtime_version_config_names_the_image(client: Any, create_function: Fn) -> None:
+    one = create_function({"app.py": PY_PROBE}, runtime="python3.13")
+    two = create_function({"app.py": PY_PROBE}, runtime="python3.13")
+    other = create_function({"app.py": PY_PROBE}, runtime="python3.11")
+    arn = client.get_function_configuration(FunctionName=one)["RuntimeVersionConfig"]["RuntimeVersionArn"]
+    assert arn.startswith("arn:aws:lambda:us-east-1::runtime:")
+    assert client.get_function_configuration(FunctionName=two)["RuntimeVersionConfig"]["RuntimeVersionArn"] == arn
+    assert client.get_function_configuration(FunctionName=other)["RuntimeVersionConfig"]["RuntimeVersionArn"] != arn
+
+
+def test_cold_start_logs_init_start(client: Any, create_function: Fn, server: LaminaServer) -> None:
+    fn = create_function({"app.py": PY_PROBE}, runtime="python3.13")
+    probe(client, fn)
+    arn = client.get_function_configuration(FunctionName=fn)["RuntimeVersionConfig"]["RuntimeVersionArn"]
+    out = _logs(server, fn)
+    assert "INIT_START Runtime Version: python:3.13." in out
+    assert f"\tRuntime Version ARN: {arn}" in out
+
+
+def test_python312_falls_back_and_says_so(client: Any, create_function: Fn, server: LaminaServer) -> None:
+    fn = create_function({"app.py": PY_PROBE}, runtime="python3.12")
+    body = probe(client, fn)
+    assert body["version"].startswith("3.13.")
+    assert body["env"]["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"  # what the function asked for
+    cfg = client.get_function_configuration(FunctionName=fn)
+    assert cfg["Runtime"] == "python3.12"
+    native = create_function({"app.py": PY_PROBE}, runtime="python3.13")
+    assert cfg["RuntimeVersionConfig"]["RuntimeVersionArn"] != \
+        client.get_function_configuration(FunctionName=native)["RuntimeVersionConfig"]["RuntimeVersionArn"]
+    assert "python3.12 is served by python3.13" in _logs(server, fn)
+    assert f"function {fn}: python3.12 is served by python3.13" in server.log_path.read_text()
+
+
+def test_runtimes_endpoint_lists_images(server: LaminaServer) -> None:
+    runtimes = {entry["Runtime"]: entry for entry in fetch_status(server.url, path="/_lamina/runtimes")["Runtimes"]}
+    assert runtimes["python3.13"]["Image"]["State"] == "ready"
+    assert runtimes["python3.13"]["Image"]["Size"] > 10_000_000
+    assert runtimes["python3.13"]["Image"]["Version"].startswith("3.13.")
+    assert runtimes["python3.12"]["ServedBy"] == "python3.13" and "python3.12" in runtimes["python3.12"]["Note"]
+
+
+# --- servers of their own: a refusing host, a host whose images cannot be built ---------------------------
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Callable[..., LaminaServer]]:
+    servers: list[LaminaServer] = []
+
+    def start(data: Path | None = None, **env: str) -> LaminaServer:
+        srv = LaminaServer(data or tmp_path / f"data{len(servers)}", env={"LAMINA_RUNTIME_IMAGES": "on", **env})
+        srv.start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+def test_fallback_refuse(own_server: Callable[..., LaminaServer]) -> None:
+    client = own_server(LAMINA_RUNTIME_FALLBACK="refuse").client()
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as err:
+        client.create_function(FunctionName="f", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                               Code={"ZipFile": make_zip({"app.py": PY_PROBE})})
+    assert_aws_error(err.value, 400, "InvalidParameterValueException")
+    assert "The runtime parameter of python3.12 is not available on this Lamina host" in str(err.value)
+
+
+def test_failed_build_fails_the_function_then_recovers(own_server: Callable[..., LaminaServer],
+                                                       tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    broken = own_server(data, LAMINA_RUNTIMES_DIR=str(tmp_path / "empty-runtimes"),
+                        LAMINA_DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    client = broken.client()
+    client.create_function(FunctionName="f", Runtime="python3.13", Handler="app.handler", Role=ROLE,
+                           Code={"ZipFile": make_zip({"app.py": PY_PROBE})})
+    cfg = _wait_settled(client, "f")
+    assert cfg["State"] == "Failed"
+    assert cfg["StateReasonCode"] == "InvalidRuntime"
+    assert "python3.13" in cfg["StateReason"] and "127.0.0.1:9" in cfg["StateReason"]
+    with pytest.raises(client.exceptions.ResourceNotReadyException) as err:
+        client.invoke(FunctionName="f", Payload=b"{}")
+    assert "failed state" in str(err.value) and "could not build the python3.13 runtime" in str(err.value)
+    broken.stop()
+    fixed = own_server(data)  # the shared runtimes cache, where the image is built
+    client = fixed.client()
+    client.delete_function(FunctionName="f")
+    client.create_function(FunctionName="f", Runtime="python3.13", Handler="app.handler", Role=ROLE,
+                           Code={"ZipFile": make_zip({"app.py": PY_PROBE})})
+    assert _wait_settled(client, "f")["State"] == "Active"
+    assert probe(client, "f")["version"].startswith("3.13.")
+
+
+def _wait_settled(client: Any, fn: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cfg: dict[str, Any] = client.get_function_configuration(FunctionName=fn)
+        if cfg["State"] != "Pending":
+            return cfg
+        time.sleep(0.2)
+    raise AssertionError(f"{fn} still Pending after {timeout} s")
+
+
+def _logs(server: LaminaServer, fn: str) -> str:
+    out = subprocess.run([str(LAMINA), "logs", fn, "--data-dir", str(server.data_dir)], capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
