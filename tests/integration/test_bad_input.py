@@ -215,7 +215,8 @@ def test_unreadable_handler_fails_at_import(
         try_create: Callable[..., dict[str, Any]], unvalidated_client: Any,
         wait_active: Callable[[str], None], mode: int) -> None:
     """AWS accepts the package; the runtime cannot read the file and reports an import error
-    (Lambda runs code as an unprivileged user, so files need world read permission)."""
+    (Lambda runs code as an unprivileged user, so files need world read permission), to which
+    Lamina adds what to do about it."""
     name = f"unreadable-{uuid.uuid4().hex[:8]}"
     try_create(zip_bytes=make_zip(ECHO, modes={"app.py": mode}), FunctionName=name)
     wait_active(name)
@@ -224,7 +225,8 @@ def test_unreadable_handler_fails_at_import(
     assert response["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.ImportModuleError"
     assert payload["errorMessage"] == (
-        "Unable to import module 'app': [Errno 13] Permission denied: '/var/task/app.py'")
+        "Unable to import module 'app': [Errno 13] Permission denied: '/var/task/app.py' — files in the "
+        "deployment package must be readable by all users (mode 644, directories 755)")
 
 
 # --- function names --------------------------------------------------------------------------

@@ -289,3 +289,12 @@ def _logs(server: LaminaServer, fn: str) -> str:
                          text=True, timeout=20)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def test_node_unreadable_handler_says_what_to_do(client: Any, create_function: Fn) -> None:
+    fn = create_function({"index.js": "exports.handler = async () => 1;\n"}, runtime="nodejs22.x",
+                         handler="index.handler", modes={"index.js": 0o600})
+    resp, body = invoke_json(client, fn, {})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorMessage"] == ("EACCES: permission denied, open '/var/task/index.js' — files in the deployment "
+                                    "package must be readable by all users (mode 644, directories 755)")

@@ -344,6 +344,10 @@ async function loadHandler(appRoot, fullHandler) {
   } catch (e) {
     if (e instanceof SyntaxError) throw new UserCodeSyntaxError(e);
     if (e.code !== undefined && e.code === "MODULE_NOT_FOUND") throw new ImportModuleError(e);
+    if (e.code === "EACCES" && typeof e.message === "string") {
+      // AWS says only "permission denied"; the cause is nearly always a zip made without Unix modes
+      e.message += " — files in the deployment package must be readable by all users (mode 644, directories 755)";
+    }
     throw e;
   }
   const handler = handlerPath.split(".").reduce((nested, key) => nested && nested[key], userApp);

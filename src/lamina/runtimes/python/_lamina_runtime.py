@@ -352,6 +352,11 @@ class LambdaContext:
 # --- logging, configured when something first imports it --------------------------------------------
 
 
+# AWS says only "Permission denied"; the cause is nearly always a zip made without Unix modes
+READABLE_HINT = (" — files in the deployment package must be readable by all users "
+                 "(mode 644, directories 755)")
+
+
 def _log_level_name() -> str:
     value = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
     return {None: "", "TRACE": "DEBUG"}.get(value, value or "").upper()
@@ -545,7 +550,8 @@ def load_handler(handler: str) -> Callable[..., Any]:
                         f"Cannot use built-in module {module_name} as a handler module")
         module = importlib.import_module(module_name.replace("/", "."))
     except (ImportError, PermissionError) as exc:  # an unreadable file fails the import, as on AWS
-        raise Fault(IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {exc}") from None
+        hint = READABLE_HINT if isinstance(exc, PermissionError) else ""
+        raise Fault(IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {exc}{hint}") from None
     except SyntaxError as exc:
         trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
         raise Fault(USER_CODE_SYNTAX_ERROR, f"Syntax error in module '{module_name}': {exc}", trace) from None
