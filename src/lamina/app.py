@@ -31,6 +31,7 @@ from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import MB, LogSink
 from lamina.runtimes import lifecycle
+from lamina.runtimes.bytecode import BytecodeCache
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.runtimes.images import ImageStore
 from lamina.sandbox.backend import LinuxSandboxes
@@ -62,7 +63,8 @@ def create_app(settings: Any) -> LambdaApi:
     blobs = FileBlobStore(data_dir / "blobs", unpack_as=(settings.sandbox_uid, settings.sandbox_gid))
     images = ImageStore(settings.effective_runtimes_dir, mirror=settings.debian_mirror) \
         if settings.runtime_images else None
-    catalog = RuntimeCatalog(images, fallback=settings.runtime_fallback)
+    bytecode = BytecodeCache(data_dir / "bytecode", uid=settings.sandbox_uid, gid=settings.sandbox_gid)
+    catalog = RuntimeCatalog(images, fallback=settings.runtime_fallback, bytecode=bytecode)
     logs = LogSink(data_dir, max_bytes=settings.log_max_mb * MB)
     supervisor = Supervisor()
     invoker = Invoker(settings, catalog, logs, LinuxSandboxes(settings, supervisor), supervisor,

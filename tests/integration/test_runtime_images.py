@@ -9,6 +9,7 @@ is served by its language's nearest image and says so.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -298,3 +299,52 @@ def test_node_unreadable_handler_says_what_to_do(client: Any, create_function: F
     assert resp["FunctionError"] == "Unhandled"
     assert body["errorMessage"] == ("EACCES: permission denied, open '/var/task/index.js' — files in the deployment "
                                     "package must be readable by all users (mode 644, directories 755)")
+
+
+BYTECODE_PROBE = '''\
+import os, sys
+import mylib.inner, layerlib
+
+def handler(event, context):
+    return {name: {"cached": sys.modules[name].__cached__, "exists": os.path.exists(sys.modules[name].__cached__)}
+            for name in ("mylib.inner", "layerlib", "app")}
+'''
+
+
+def test_function_code_and_layers_are_compiled_once(client: Any, create_function: Fn,
+                                                    unique_name: Callable[[str], str]) -> None:
+    """Bytecode compiled when the code arrives, hash-checked, used from /var/pyc (where
+    /var/task and /opt, read-only, cannot hold it)."""
+    layer = client.publish_layer_version(LayerName=unique_name("pyclayer"),
+                                         Content={"ZipFile": make_zip({"python/layerlib.py": "X = 1\n"})})
+    try:
+        fn = create_function({"app.py": BYTECODE_PROBE, "mylib/__init__.py": "", "mylib/inner.py": "Y = 2\n"},
+                             runtime="python3.13", Layers=[layer["LayerVersionArn"]])
+        body = probe(client, fn)
+        assert body["mylib.inner"] == {"cached": "/var/pyc/var/task/mylib/inner.cpython-313.pyc", "exists": True}
+        assert body["app"] == {"cached": "/var/pyc/var/task/app.cpython-313.pyc", "exists": True}
+        assert body["layerlib"] == {"cached": "/var/pyc/opt/python/layerlib.cpython-313.pyc", "exists": True}
+    finally:
+        client.delete_layer_version(LayerName=layer["LayerArn"], VersionNumber=layer["Version"])
+
+
+def test_hostile_code_is_compiled_safely(client: Any, create_function: Fn, server: LaminaServer) -> None:
+    """The compiler meets a source too deep to compile, a link out of the tree and a file it
+    may not read: it skips them, follows nothing, and the function runs as it would anyway."""
+    fn = create_function(
+        {"app.py": "import ok\ndef handler(event, context):\n    return ok.VALUE\n", "ok.py": "VALUE = 7\n",
+         "deep.py": "x = " + "(" * 200_000 + ")" * 200_000 + "\n", "secret.py": "S = 1\n",
+         "etc": b"/etc", "etcpy": b"/usr/lib/python3.13"},
+        runtime="python3.13", modes={"secret.py": 0o600, "etc": 0o120777, "etcpy": 0o120777})
+    resp, body = invoke_json(client, fn, {})
+    assert body == 7, body
+    trees = list((server.data_dir / "bytecode" / "cpython-313" / "task").iterdir())
+    compiled = {p.relative_to(tree).as_posix() for tree in trees for p in tree.rglob("*")
+                if tree.name == _code_key(client, fn)}
+    assert {"app.cpython-313.pyc", "ok.cpython-313.pyc"} <= compiled
+    assert not any(name.startswith(("etc", "deep", "secret")) for name in compiled), compiled
+
+
+def _code_key(client: Any, fn: str) -> str:
+    sha = base64.b64decode(client.get_function_configuration(FunctionName=fn)["CodeSha256"]).hex()
+    return str(sha)

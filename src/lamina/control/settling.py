@@ -100,11 +100,20 @@ class Settler:
                 await loop.run_in_executor(None, self._catalog.prepare, cfg.runtime)
             except ImageBuildError as exc:
                 runtime_error = str(exc)
+            else:  # its Python compiled once, here, rather than at every cold start
+                await loop.run_in_executor(None, self._compile, cfg)
         current = self._repo.latest(cfg.key)
         if current is None or current.revision_id != cfg.revision_id:
             return  # deleted or changed again meanwhile; the newer change settles itself
         with contextlib.suppress(PreconditionFailedException):  # changed meanwhile: that change settles itself
             await self._repo.save(current, settled(current, error, runtime_error=runtime_error))
+
+    def _compile(self, cfg: FunctionConfig) -> None:
+        assert cfg.runtime is not None
+        trees = [(self._blobs.extracted(cfg.code.blob_key), "/var/task")]
+        if cfg.layers:
+            trees.append((self._blobs.merged([layer.code.blob_key for layer in cfg.layers]), "/opt"))
+        self._catalog.compile(cfg.runtime, trees)
 
     def _prepare(self, cfg: FunctionConfig) -> None:
         self._blobs.extracted(cfg.code.blob_key)

@@ -27,7 +27,8 @@ NO_BOOTSTRAP = RuntimeReply(False, (
 
 
 def sandbox_request(cfg: FunctionConfig, launch: RuntimeLaunch | None, code_dir: Path, opt_dir: Path | None,
-                    sandbox_id: str) -> tuple[SandboxRequest, RuntimeReply | None]:
+                    sandbox_id: str, bytecode: tuple[tuple[str, str], ...] = ()
+                    ) -> tuple[SandboxRequest, RuntimeReply | None]:
     """The request for one new environment, and the init failure it must report instead of
     starting (None: start it)."""
     argv = launch.argv if launch else TASK_BOOTSTRAP
@@ -44,7 +45,7 @@ def sandbox_request(cfg: FunctionConfig, launch: RuntimeLaunch | None, code_dir:
         env=environment_variables(cfg, launch), instance_env={"AWS_LAMBDA_LOG_STREAM_NAME": stream},
         memory_mb=cfg.memory_size, tmp_mb=cfg.ephemeral_storage, opt_dir=opt_dir,
         runtime_dir=launch.runtime_dir if launch else None, root=launch.root if launch else None,
-        init_log=init_log(cfg, launch),
+        init_log=init_log(cfg, launch), bytecode=bytecode,
         # a zygote runs the catalog's runtime: a custom bootstrap has none
         zygote_argv=launch.zygote_argv if launch is not None and argv == launch.argv else None,
     )

@@ -164,8 +164,8 @@ class Placement:
         function_log = self._logs.open(cfg.region, cfg.name)
         key = cfg.version_key
         try:
-            code_dir, opt_dir = await self._trees(cfg)
-            request, refusal = sandbox_request(cfg, launch, code_dir, opt_dir, uuid.uuid4().hex)
+            code_dir, opt_dir, bytecode = await self._trees(cfg)
+            request, refusal = sandbox_request(cfg, launch, code_dir, opt_dir, uuid.uuid4().hex, bytecode)
             sandbox = await self._sandboxes.create(request, log=function_log.write,
                                                    on_dead=lambda: self._ended(key, sandbox))
             try:
@@ -200,8 +200,9 @@ class Placement:
                 raise ServiceException(f"The {runtime} runtime is not available on this Lamina host: {exc}") from exc
         return launch
 
-    async def _trees(self, cfg: FunctionConfig) -> tuple[Path, Path | None]:
-        """The function's code and merged layers on the host (built once, off the loop)."""
+    async def _trees(self, cfg: FunctionConfig) -> tuple[Path, Path | None, tuple[tuple[str, str], ...]]:
+        """The function's code and merged layers on the host (built once, off the loop), and
+        their compiled bytecode when there is some (`lamina.runtimes.bytecode`)."""
         loop = asyncio.get_running_loop()
         try:
             code_dir = await loop.run_in_executor(None, self._code_dir, cfg)
@@ -209,7 +210,9 @@ class Placement:
         except (OSError, KeyError, ValueError) as exc:  # the blob store's failures: no environment can start
             log.error("could not prepare the code of %s", cfg.qualified_arn, exc_info=exc)
             raise ServiceException("Internal error") from exc
-        return code_dir, opt_dir
+        trees = [(code_dir, "/var/task")] + ([(opt_dir, "/opt")] if opt_dir is not None else [])
+        bytecode = await loop.run_in_executor(None, self._catalog.bytecode_binds, cfg.runtime or "", trees)
+        return code_dir, opt_dir, bytecode
 
     def _forks(self, scaling_out: bool) -> bool:
         """Whether a new environment forks from its version's zygote: when the function scales

@@ -40,7 +40,8 @@ Progress = Callable[[str], None]
 TIMEOUTS = {"debootstrap": 1200.0, "node": 600.0, "sdk": 900.0, "compile": 600.0, "smoke": 120.0}
 IMAGE_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin:/bin"
 # directories bubblewrap mounts over, which it cannot create in a read-only image
-MOUNT_POINTS = ("var/task", "var/runtime", "opt", "tmp", "proc", "dev")
+# var/pyc/{var/task,opt}: where the bytecode Lamina compiles for a function's code and layers is bound
+MOUNT_POINTS = ("var/task", "var/runtime", "opt", "tmp", "proc", "dev", "var/pyc/var/task", "var/pyc/opt")
 # what images do not need: package caches and indexes, documentation, translations, logs
 TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/man", "usr/share/info", "usr/share/lintian",
         "usr/share/linda", "var/log", "var/cache/debconf")

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lamina.runtimes.bytecode import PYC_ROOT, BytecodeCache
 from lamina.runtimes.images import Image, ImageStore
 from lamina.runtimes.recipes import RECIPES
 
@@ -124,10 +125,11 @@ class RuntimeCatalog:
     """Decided once at start-up; `get` and `plan` are dictionary reads, `prepare` builds."""
 
     def __init__(self, images: ImageStore | None = None, *, fallback: str = "nearest",
-                 usr_bin: Path = Path("/usr/bin")) -> None:
+                 usr_bin: Path = Path("/usr/bin"), bytecode: BytecodeCache | None = None) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"LAMINA_RUNTIME_FALLBACK must be one of {', '.join(FALLBACKS)}, not {fallback!r}")
         self._images = images
+        self._bytecode = bytecode
         self._plans: dict[str, Plan] = {}
         self._host: dict[str, RuntimeLaunch] = {}
         self._launches: dict[str, RuntimeLaunch] = {}
@@ -228,6 +230,32 @@ class RuntimeCatalog:
         if launch is None:
             raise KeyError(runtime)
         return launch
+
+    # -- bytecode of functions' code (lamina.runtimes.bytecode) ---------------------------------------
+    def _python_image(self, runtime: str) -> Image | None:
+        plan = self._plans.get(runtime)
+        if plan is None or not plan.image or self._images is None or self._bytecode is None \
+                or RECIPES[plan.served_by].family != "python":
+            return None
+        return self._images.ready(plan.served_by)
+
+    def compile(self, runtime: str, trees: list[tuple[Path, str]]) -> None:
+        """Blocking: compile a Python function's trees ((host path, where it is seen)) once
+        for its image's interpreter; nothing for other runtimes, or before the image exists."""
+        image = self._python_image(runtime)
+        if image is not None:
+            assert self._bytecode is not None
+            for tree, mount in trees:
+                self._bytecode.compile(image, tree, mount)
+
+    def bytecode_binds(self, runtime: str, trees: list[tuple[Path, str]]) -> tuple[tuple[str, str], ...]:
+        """(host path, path inside) of the compiled trees an environment binds: a few stat calls."""
+        image = self._python_image(runtime)
+        if image is None:
+            return ()
+        assert self._bytecode is not None
+        found = ((self._bytecode.compiled(image, tree, mount), mount) for tree, mount in trees)
+        return tuple((str(path), PYC_ROOT + mount) for path, mount in found if path is not None)
 
     def forget(self, runtime: str | None = None) -> None:
         """Drop cached launches (an image was removed or rebuilt)."""

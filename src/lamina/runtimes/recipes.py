@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 # Bump when the builder changes what it puts into an image, so that every image is rebuilt.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 # One boto3 for every Python image, with the exact versions of what it needs (resolved by pip
 # against these pins, so a pin that drifts out of range fails the build instead of floating).

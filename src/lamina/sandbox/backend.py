@@ -68,7 +68,8 @@ class LinuxSandboxes:
         scratch = await self._scratch.acquire(request.tmp_mb)
         spec = SandboxSpec(
             code_dir=request.code_dir, argv=request.argv,
-            extra_ro_binds=((str(request.opt_dir), "/opt"),) if request.opt_dir is not None else (),
+            extra_ro_binds=(((str(request.opt_dir), "/opt"),) if request.opt_dir is not None else ())
+            + request.bytecode,
             env={**request.env, **request.instance_env}, tmp_mb=request.tmp_mb,
             tmp_device=scratch.device if scratch else None, runtime_dir=request.runtime_dir, root=request.root,
             uid=self._settings.sandbox_uid, gid=self._settings.sandbox_gid,

@@ -73,6 +73,7 @@ class SandboxRequest:
     runtime_dir: Path | None = None  # read-only at /var/runtime
     root: Path | None = None         # a runtime image, read-only at / (None: the host's /usr)
     init_log: str = ""               # the platform's lines at the start of each cold start (INIT_START)
+    bytecode: tuple[tuple[str, str], ...] = ()  # (host path, path inside): compiled code, read-only
     zygote_argv: tuple[str, ...] | None = None  # how to start the template's zygote, if it may have one
 
 

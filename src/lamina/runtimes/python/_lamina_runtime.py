@@ -565,6 +565,29 @@ def load_handler(handler: str) -> Callable[..., Any]:
 RUNTIME_SITE_PACKAGES = "/var/lang/lib/{version}/site-packages"  # the image's boto3 and botocore
 
 
+PYC_ROOT = "/var/pyc"  # Lamina's bytecode of the function's code and layers (lamina.runtimes.bytecode)
+
+
+def use_compiled_bytecode() -> None:
+    """Look for the bytecode of sources under /var/task and /opt in PYC_ROOT, where Lamina
+    compiled it when the code arrived (those directories are read-only: Python could never
+    cache its own). Hash-checked bytecode: a stale file is never used. Everything else keeps
+    its `__pycache__` beside its source."""
+    external = sys.modules.get("importlib._bootstrap_external")
+    if external is None or not os.path.isdir(PYC_ROOT + "/var/task"):
+        return
+    default = getattr(external, "cache_from_source")  # noqa: B009 - mypy knows no attributes of a module value
+    tag = sys.implementation.cache_tag
+
+    def cache_from_source(path: str, debug_override: Any = None, *, optimization: Any = None) -> str:
+        if path.startswith(("/var/task/", "/opt/")) and path.endswith(".py") and optimization in (None, ""):
+            return f"{PYC_ROOT}{path[:-3]}.{tag}.pyc"
+        cached: str = default(path, debug_override, optimization=optimization)
+        return cached
+
+    setattr(external, "cache_from_source", cache_from_source)  # noqa: B010 - as above
+
+
 def setup_sys_path() -> None:
     """The module search order of AWS's runtime: the function's code, its layers, the runtime's
     packages (boto3), the runtime, then the standard library; so a function's own boto3 (in
@@ -681,6 +704,7 @@ def main() -> None:
         except (AttributeError, ValueError):
             pass
     setup_sys_path()
+    use_compiled_bytecode()
     install_logging_hook()
     codec = JsonCodec(_ensure_ascii())
     runtime = Runtime(RuntimeApiClient(os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")), codec)
