@@ -336,7 +336,7 @@ def test_hostile_code_is_compiled_safely(client: Any, create_function: Fn, serve
          "deep.py": "x = " + "(" * 200_000 + ")" * 200_000 + "\n", "secret.py": "S = 1\n",
          "etc": b"/etc", "etcpy": b"/usr/lib/python3.13"},
         runtime="python3.13", modes={"secret.py": 0o600, "etc": 0o120777, "etcpy": 0o120777})
-    resp, body = invoke_json(client, fn, {})
+    _resp, body = invoke_json(client, fn, {})
     assert body == 7, body
     trees = list((server.data_dir / "bytecode" / "cpython-313" / "task").iterdir())
     compiled = {p.relative_to(tree).as_posix() for tree in trees for p in tree.rglob("*")
