@@ -109,22 +109,21 @@ def cold(client: Any, runtime: str, files: dict[str, bytes], handler: str, runs:
             "init_p50_ms": round(statistics.median(inits), 1) if inits else float("nan")}
 
 
-def fork_starts(client: Any, runtime: str, rounds: int = 4, width: int = 6) -> dict[str, float]:
-    """Init Duration of environments forked from the function's zygote: one environment
-    first, then `width` concurrent sleeping invokes per round (each new one a scale-out)."""
+def fork_starts(client: Any, runtime: str, starts: int = 12) -> dict[str, float]:
+    """Init Duration of environments forked from the function's zygote, one at a time: every
+    other environment is kept busy (sleeping, so idle on the CPU) and one more invoke needs a
+    new environment, which scales the function out."""
     name = _create(client, runtime, {"app.py": HELLO_PY.encode()}, "app.handler", memory=128)
     client.invoke(FunctionName=name, Payload=b"{}")
+    busy = json.dumps({"sleep": 3 + starts * 0.5}).encode()
     inits: list[float] = []
-    payload = json.dumps({"sleep": 0.4}).encode()
-
-    def one(_: int) -> dict[str, Any]:
-        resp: dict[str, Any] = client.invoke(FunctionName=name, Payload=payload, LogType="Tail")
-        return resp
-
-    with ThreadPoolExecutor(width * rounds) as pool:
-        for r in range(rounds):
-            results = list(pool.map(one, range(width * (r + 1))))
-            inits += [i for resp in results if (i := _init_ms(resp)) is not None]
+    with ThreadPoolExecutor(starts + 1) as pool:
+        for _ in range(starts):
+            pool.submit(client.invoke, FunctionName=name, Payload=busy)  # takes the idle environment
+            time.sleep(0.3)
+            init = _init_ms(client.invoke(FunctionName=name, Payload=b"{}", LogType="Tail"))
+            if init is not None:
+                inits.append(init)
     client.delete_function(FunctionName=name)
     return {"fork_init_p50_ms": round(statistics.median(inits), 1) if inits else float("nan"), "starts": len(inits)}
 
