@@ -106,6 +106,7 @@ def create_app(settings: Any) -> LambdaApi:
     async def startup() -> None:
         await invoker.start()
         await repo.rebuild()  # the same path as any later change: the invoker hears of every function
+        supervisor.spawn(_prune_runtimes(catalog), name="prune runtime images")
         settler.resume()
         # logs of functions deleted while an older Lamina (which kept them) ran
         await asyncio.get_running_loop().run_in_executor(
@@ -132,6 +133,16 @@ def _lifecycle_date(settings: Any) -> Callable[[], date]:
     """The date runtime lifecycle rules are judged on: the configured one, else today (UTC)."""
     fixed: date | None = settings.runtime_lifecycle_date
     return lifecycle.today if fixed is None else (lambda: fixed)
+
+
+async def _prune_runtimes(catalog: RuntimeCatalog) -> None:
+    try:
+        removed = await asyncio.to_thread(catalog.prune)
+    except OSError as exc:  # clean-up only: the server serves without it
+        log.warning("could not remove outdated runtime images: %s", exc)
+        return
+    if removed:
+        log.info("removed %d runtime image(s) that no recipe names any more", removed)
 
 
 def _status(invoker: Invoker, events: AsyncQueue) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from lamina.cli.status import fetch_status
+from lamina.runtimes.images import ImageStore
+from lamina.settings import Settings
 from tests.conftest import LAMINA, ROLE, LaminaServer, make_zip
 from tests.integration.conftest import assert_aws_error, invoke_json
 
@@ -348,3 +350,20 @@ def test_hostile_code_is_compiled_safely(client: Any, create_function: Fn, serve
 def _code_key(client: Any, fn: str) -> str:
     sha = base64.b64decode(client.get_function_configuration(FunctionName=fn)["CodeSha256"]).hex()
     return str(sha)
+
+
+def test_outdated_images_and_clients_are_removed_at_start(own_server: Callable[..., LaminaServer]) -> None:
+    """An image no recipe names any more (its recipe changed) and a runtime client of older
+    Lamina code are deleted when a server starts; the current ones stay."""
+    shared = Settings.from_env().effective_runtimes_dir
+    old_image = shared / "python3.13" / "0123456789abcdef"
+    old_client = shared / "clients" / "python-0123456789abcdef"
+    for folder in (old_image / "rootfs", old_client):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "marker").write_text("old")
+    own_server()
+    deadline = time.monotonic() + 20
+    while (old_image.exists() or old_client.exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not old_image.exists() and not old_client.exists()
+    assert ImageStore(shared).ready("python3.13") is not None

@@ -257,6 +257,21 @@ class RuntimeCatalog:
         found = ((self._bytecode.compiled(image, tree, mount), mount) for tree, mount in trees)
         return tuple((str(path), PYC_ROOT + mount) for path, mount in found if path is not None)
 
+    def prune(self) -> int:
+        """Blocking: delete the images no recipe here names any more (every function runs on its
+        runtime's current image, so nothing uses them) and the runtime clients of older Lamina
+        code. Returns how many images it deleted."""
+        if self._images is None:
+            return 0
+        removed = self._images.prune(())
+        clients = self._images.root / "clients"
+        current = {f"{family}-{_client_hash(family)}" for family in CLIENT_DIRS}
+        with self._lock, contextlib.suppress(OSError):
+            for entry in list(clients.iterdir()):
+                if entry.name not in current and entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)  # Lamina's own copies: links in them are not followed
+        return removed
+
     def forget(self, runtime: str | None = None) -> None:
         """Drop cached launches (an image was removed or rebuilt)."""
         if runtime is None:
