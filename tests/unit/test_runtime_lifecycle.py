@@ -30,7 +30,7 @@ from lamina.control.rules import check_code_updatable, check_runtime
 from lamina.control.runtime_management import RuntimeManagementService
 from lamina.domain.model import FunctionState, LastUpdateStatus, UpdateRuntimeOn
 from lamina.domain.names import FunctionRef
-from lamina.errors import InvalidParameterValueException, ResourceConflictException
+from lamina.errors import InvalidParameterValueException, PreconditionFailedException, ResourceConflictException
 from lamina.runtimes import lifecycle
 from lamina.runtimes.lifecycle import DATES, create_blocked, no_longer_supported, update_blocked
 from lamina.runtimes.versions import runtime_version_arn, runtime_version_region
@@ -413,4 +413,29 @@ def test_code_updates_are_refused_past_the_block_update_date(tmp_path: Path) -> 
             await functions.update_code(REF, _zip(), None)
         assert caught.value.message == no_longer_supported("nodejs20.x")
         await functions.update_configuration(REF, None, memory_size=256)  # the runtime left alone
+    _service_test(tmp_path, body)
+
+
+# --- two updates at once ------------------------------------------------------------------------------------
+
+def test_concurrent_updates_get_awss_conflict_not_a_revision_mismatch(tmp_path: Path) -> None:
+    """Both requests pass the in-progress check before either write lands (the store write
+    yields the loop); the one that loses gets AWS's 409 for an update in progress, not a 412
+    about a RevisionId it never sent. With a RevisionId, the mismatch (412) comes first."""
+    async def body(functions: FunctionService, images: Images) -> None:
+        await _create(functions)
+
+        async def update(turn: str, revision_id: str | None = None) -> BaseException | None:
+            try:
+                await functions.update_configuration(REF, revision_id, environment={"TURN": turn})
+            except (ResourceConflictException, PreconditionFailedException) as exc:
+                return exc
+            return None
+
+        first, second = await asyncio.gather(update("1"), update("2"))
+        assert first is None and isinstance(second, ResourceConflictException), (first, second)
+        await _settle(functions)
+        revision = functions.latest(REF).revision_id
+        first, second = await asyncio.gather(update("3", revision), update("4", revision))
+        assert first is None and isinstance(second, PreconditionFailedException), (first, second)
     _service_test(tmp_path, body)

@@ -181,7 +181,7 @@ class FunctionService:
         code = await self._code.store(zip_file)
         current = self.updatable(ref, revision_id)
         check_total_size(code, current.layers)
-        return await self._begin_update(current, replace(current, code=code))
+        return await self._begin_update(current, replace(current, code=code), revision_id)
 
     async def update_configuration(self, ref: FunctionRef, revision_id: str | None,
                                    **changes: Any) -> FunctionConfig:
@@ -195,7 +195,7 @@ class FunctionService:
         updates = {k: v for k, v in changes.items() if v is not None}
         if "layers" in updates:
             check_total_size(current.code, updates["layers"])
-        return await self._begin_update(current, replace(current, **updates))
+        return await self._begin_update(current, replace(current, **updates), revision_id)
 
     async def save_latest(self, latest: FunctionConfig, updated: FunctionConfig) -> FunctionConfig:
         """Store a change to $LATEST's function-level settings (aliases, policies, tags,
@@ -235,10 +235,21 @@ class FunctionService:
             raise ResourceConflictException(update_in_progress(cfg.arn))
         return cfg
 
-    async def _begin_update(self, current: FunctionConfig, changed: FunctionConfig) -> FunctionConfig:
+    async def _begin_update(self, current: FunctionConfig, changed: FunctionConfig,
+                            revision_id: str | None) -> FunctionConfig:
         cfg = replace(begin_update(changed), last_modified=aws_timestamp(), revision_id=new_revision_id(),
                       generation=current.generation + 1,
                       runtime_version_arn=self._runtime_version_on_update(current, changed))
-        await self.repo.save(current, cfg)
+        try:
+            await self.repo.save(current, cfg)
+        except PreconditionFailedException:
+            # another change was stored between `updatable` and this write: answer as if this
+            # request had come after it, in AWS's order (a RevisionId given no longer matches;
+            # else that update is in progress)
+            latest = self.repo.latest(current.key)
+            if revision_id is None and latest is not None \
+                    and latest.last_update_status is LastUpdateStatus.IN_PROGRESS:
+                raise ResourceConflictException(update_in_progress(latest.arn)) from None
+            raise
         self._settler.schedule(cfg)
         return cfg
