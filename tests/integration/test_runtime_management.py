@@ -245,8 +245,10 @@ def test_latest_is_refused_while_pending(
         lambda_client: Any, unique_name: Callable[[str], str], cleanup_functions: list[str]) -> None:
     name = unique_name("rv-pending")
     cleanup_functions.append(name)
-    # a package that takes a moment to unpack keeps the function Pending meanwhile
-    bulky = make_zip(ECHO | {f"data/{i}.bin": os.urandom(1 << 20) for i in range(12)})
+    # a package that takes seconds to unpack and compile keeps the function Pending meanwhile
+    bulky = make_zip(ECHO | {f"data/{i}.bin": os.urandom(1 << 20) for i in range(12)}
+                     | {f"mods/m{i}.py": "".join(f"def f{j}(x):\n    return x + {j}\n" for j in range(200))
+                        for i in range(1500)})
     created = lambda_client.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
                                             Role=ROLE, Code={"ZipFile": bulky})
     try:
@@ -257,7 +259,7 @@ def test_latest_is_refused_while_pending(
                          "The operation cannot be performed at this time. The function is currently in the following "
                          "state: Pending")
     else:
-        pytest.skip("the function settled before the request could be made")
+        pytest.fail("the function settled before the request could be made")
 
 
 def test_the_aws_cli_reads_and_writes_it(server: LaminaServer, create_function: Callable[..., str],

