@@ -23,6 +23,7 @@ import pytest
 from botocore.config import Config
 
 from lamina.cli.status import fetch_status
+from tests import interpreters
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMINA = Path(sys.executable).with_name("lamina")
@@ -102,6 +103,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
 @pytest.fixture(scope="session")
 def lambda_client(server: LaminaServer) -> Any:
     return server.client()
+
+
+def _interpreter_layer(lambda_client: Any, name: str, content: bytes) -> str:
+    return str(lambda_client.publish_layer_version(
+        LayerName=name, Content={"ZipFile": content},
+        CompatibleRuntimes=["provided.al2023", "provided.al2"])["LayerVersionArn"])
+
+
+@pytest.fixture(scope="session")
+def python_layer(lambda_client: Any) -> str:
+    """The ARN of a layer carrying CPython 3.11 for custom runtimes (`interpreters.PYTHON`)."""
+    return _interpreter_layer(lambda_client, "python3-11-interpreter", interpreters.python_layer_zip())
+
+
+@pytest.fixture(scope="session")
+def node_layer(lambda_client: Any) -> str:
+    """The ARN of a layer carrying Node.js for custom runtimes (`interpreters.NODE`)."""
+    return _interpreter_layer(lambda_client, "node-interpreter", interpreters.node_layer_zip())
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from lamina.control.repository import FunctionRepository
 from lamina.control.runtime_management import RuntimeManagementService
 from lamina.control.settling import Settler
 from lamina.control.tags import TagService
-from lamina.domain.model import FunctionConfig
+from lamina.domain.model import FunctionConfig, UpdateRuntimeOn
 from lamina.invoke.async_queue import AsyncQueue
 from lamina.invoke.invoker import Invoker
 from lamina.observe.logs import MB, LogSink
@@ -106,7 +106,10 @@ def create_app(settings: Any) -> LambdaApi:
     async def startup() -> None:
         await invoker.start()
         await repo.rebuild()  # the same path as any later change: the invoker hears of every function
-        supervisor.spawn(_prune_runtimes(catalog), name="prune runtime images")
+        versions = [*repo.all_latest(), *repo.all_published()]
+        pins = [(cfg.runtime, cfg.region, cfg.runtime_version_arn) for cfg in versions
+                if cfg.runtime and cfg.runtime_version_arn and cfg.runtime_update_on is not UpdateRuntimeOn.AUTO]
+        supervisor.spawn(_prune_runtimes(catalog, pins), name="prune runtime images")
         settler.resume()
         # logs of functions deleted while an older Lamina (which kept them) ran
         await asyncio.get_running_loop().run_in_executor(
@@ -135,14 +138,16 @@ def _lifecycle_date(settings: Any) -> Callable[[], date]:
     return lifecycle.today if fixed is None else (lambda: fixed)
 
 
-async def _prune_runtimes(catalog: RuntimeCatalog) -> None:
+async def _prune_runtimes(catalog: RuntimeCatalog, pins: list[tuple[str, str, str]]) -> None:
+    """Delete outdated images, but those function versions are pinned to (Manual, or
+    FunctionUpdate since their last update)."""
     try:
-        removed = await asyncio.to_thread(catalog.prune)
+        removed = await asyncio.to_thread(catalog.prune, pins)
     except OSError as exc:  # clean-up only: the server serves without it
         log.warning("could not remove outdated runtime images: %s", exc)
         return
-    if removed:
-        log.info("removed %d runtime image(s) that no recipe names any more", removed)
+    log.info("runtime images checked: %d removed (no recipe names them and no function version is pinned to them)",
+             removed)
 
 
 def _status(invoker: Invoker, events: AsyncQueue) -> dict[str, Any]:

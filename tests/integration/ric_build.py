@@ -5,7 +5,7 @@ registry) the way a user packaging a `provided.*` function would, and lay each o
 `bootstrap` script and a handler, ready to be zipped.
 
 Invariants:
-- Each client is installed once per machine and cached under `tests/.cache/ric/`, keyed by
+- Each client is installed once per machine and cached under `~/.cache/lamina/tests/ric/`, keyed by
   client version, interpreter version and CPU architecture. A cache entry appears atomically
   (built in a scratch directory, then renamed), so an interrupted build leaves no entry.
 - The Python client is installed from its manylinux wheel for the sandbox's interpreter
@@ -32,10 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import interpreters
+
 PYTHON_RIC_VERSION = "4.2.2"
 NODE_RIC_VERSION = "3.3.0"
 
-CACHE_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "ric"
+# outside the checkout, so that every clone on this machine shares it
+CACHE_ROOT = Path(os.environ.get("LAMINA_TEST_CACHE", Path.home() / ".cache" / "lamina" / "tests")) / "ric"
 BUILD_TIMEOUT_S = 1200.0
 
 # Files of the npm package that its entry point needs at run time (everything else is build input).
@@ -164,13 +167,15 @@ def _tree_of(root: Path) -> PackageTree:
 
 
 def python_bootstrap() -> str:
-    """The custom runtime's entry: run awslambdaric as a module with the function's handler."""
-    return f'#!/bin/sh\nexec {sandbox_python()} -m awslambdaric "$_HANDLER"\n'
+    """The custom runtime's entry: run awslambdaric as a module with the function's handler, on
+    the Python of the interpreter layer (`tests.interpreters`)."""
+    return f'#!/bin/sh\nexec {interpreters.PYTHON} -m awslambdaric "$_HANDLER"\n'
 
 
 def node_bootstrap() -> str:
-    """The custom runtime's entry: run aws-lambda-ric's bin script with the function's handler."""
-    return (f'#!/bin/sh\nexec {sandbox_node()} '
+    """The custom runtime's entry: run aws-lambda-ric's bin script with the function's handler, on
+    the Node.js of the interpreter layer."""
+    return (f'#!/bin/sh\nexec {interpreters.NODE} '
             '"${LAMBDA_TASK_ROOT:-/var/task}/node_modules/aws-lambda-ric/bin/index.mjs" "$_HANDLER"\n')
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests import interpreters
+
 Fn = Callable[..., str]
 ECHO = {"app.py": "def handler(event, context):\n    return event\n"}
 ACCOUNT = "000000000000"
@@ -564,9 +566,8 @@ def test_nodejs_error(lambda_client: Any, create_function: Fn) -> None:
     assert isinstance(err["trace"], list)
 
 
-# A custom runtime: the bootstrap speaks the Runtime API itself (stdlib only).
-BOOTSTRAP = """#!/usr/bin/python3.11
-import http.client, json, os
+# A custom runtime: the bootstrap speaks the Runtime API itself (stdlib only), on the Python a layer brings.
+BOOTSTRAP = f"#!{interpreters.PYTHON}\n" + """import http.client, json, os
 host, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')
 conn = http.client.HTTPConnection(host, int(port))
 base = '/2018-06-01/runtime/invocation'
@@ -591,8 +592,9 @@ while True:
 """
 
 
-def test_provided_runtime_bootstrap(lambda_client: Any, create_function: Fn) -> None:
-    fn = create_function({"bootstrap": BOOTSTRAP}, runtime="provided.al2023", handler="my.handler")
+def test_provided_runtime_bootstrap(lambda_client: Any, create_function: Fn, python_layer: str) -> None:
+    fn = create_function({"bootstrap": BOOTSTRAP}, runtime="provided.al2023", handler="my.handler",
+                         Layers=[python_layer])
     resp, body = invoke(lambda_client, fn, b'{"k": "v"}', LogType="Tail")
     assert resp["StatusCode"] == 200, body
     assert "FunctionError" not in resp, body

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests import interpreters
 from tests.integration.conftest import assert_aws_error, make_zip
 
 
@@ -84,9 +85,10 @@ def test_node_function_requires_from_a_layer(
 
 
 def test_custom_runtime_bootstrap_from_a_layer(
-        lambda_client: Any, create_function: Callable[..., str], publish: Callable[..., dict[str, Any]]) -> None:
+        lambda_client: Any, create_function: Callable[..., str], publish: Callable[..., dict[str, Any]],
+        python_layer: str) -> None:
     bootstrap = (
-        "#!/usr/bin/python3.11\n"
+        f"#!{interpreters.PYTHON}\n"
         "import os, urllib.request\n"
         "api = 'http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + '/2018-06-01/runtime/invocation/'\n"
         "while True:\n"
@@ -97,7 +99,7 @@ def test_custom_runtime_bootstrap_from_a_layer(
         "                                                  method='POST')).read()\n")
     layer = publish({"bootstrap": bootstrap})
     name = create_function({"README": "code without a bootstrap"}, runtime="provided.al2023",
-                           handler="unused", Layers=[layer["LayerVersionArn"]])
+                           handler="unused", Layers=[python_layer, layer["LayerVersionArn"]])
     assert _invoke(lambda_client, name) == "from /opt"
 
 

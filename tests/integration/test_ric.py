@@ -1,8 +1,9 @@
 """AWS's own runtime interface clients, packaged as custom runtimes, run unchanged on Lamina.
 
 Each function is a `provided.al2023` zip holding the client (awslambdaric from PyPI or
-aws-lambda-ric from npm), a `bootstrap` that starts it with `$_HANDLER`, and a handler;
-everything is driven through boto3 as a user would.
+aws-lambda-ric from npm), a `bootstrap` that starts it with `$_HANDLER`, and a handler, with a
+layer bringing the interpreter (the OS-only image has none, as on AWS); everything is driven
+through boto3 as a user would.
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ class RicCase:
     handler_file: str
     build: Callable[[dict[str, str]], ric_build.PackageTree]
     source: str
+    layer: str          # the fixture that publishes its interpreter's layer
 
 
 CASES = {
-    "awslambdaric": RicCase("awslambdaric", "app.py", ric_build.python_ric_tree, PYTHON_APP),
-    "aws-lambda-ric": RicCase("aws-lambda-ric", "app.mjs", ric_build.node_ric_tree, NODE_APP),
+    "awslambdaric": RicCase("awslambdaric", "app.py", ric_build.python_ric_tree, PYTHON_APP, "python_layer"),
+    "aws-lambda-ric": RicCase("aws-lambda-ric", "app.mjs", ric_build.node_ric_tree, NODE_APP, "node_layer"),
 }
 
 TIMEOUT_S = 30
@@ -88,21 +90,37 @@ MEMORY_MB = 256
 
 @pytest.fixture(scope="session")
 def ric_packages() -> dict[str, ric_build.PackageTree]:
-    """Both clients installed once per session (and cached across sessions under tests/.cache)."""
+    """Both clients installed once per session (and cached across sessions, see ric_build)."""
     return {name: case.build({case.handler_file: case.source}) for name, case in CASES.items()}
+
+
+def _create(request: pytest.FixtureRequest, case: RicCase, tree: ric_build.PackageTree,
+            create_function: Callable[..., str], runtime: str) -> str:
+    return create_function(
+        {path: entry.content for path, entry in tree.items()},
+        modes={path: entry.mode for path, entry in tree.items()},
+        runtime=runtime, handler="app.handler", Timeout=TIMEOUT_S, MemorySize=MEMORY_MB,
+        Layers=[request.getfixturevalue(case.layer)],
+    )
 
 
 @pytest.fixture(params=sorted(CASES))
 def ric_function(request: pytest.FixtureRequest, ric_packages: dict[str, ric_build.PackageTree],
                  create_function: Callable[..., str]) -> tuple[RicCase, str]:
     case = CASES[request.param]
-    tree = ric_packages[case.name]
-    fn = create_function(
-        {path: entry.content for path, entry in tree.items()},
-        modes={path: entry.mode for path, entry in tree.items()},
-        runtime="provided.al2023", handler="app.handler", Timeout=TIMEOUT_S, MemorySize=MEMORY_MB,
-    )
-    return case, fn
+    return case, _create(request, case, ric_packages[case.name], create_function, "provided.al2023")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_runs_on_provided_al2_too(request: pytest.FixtureRequest, lambda_client: Any, name: str,
+                                  ric_packages: dict[str, ric_build.PackageTree],
+                                  create_function: Callable[..., str]) -> None:
+    case = CASES[name]
+    fn = _create(request, case, ric_packages[name], create_function, "provided.al2")
+    resp, body = invoke(lambda_client, fn, {"tag": "al2"})
+    assert "FunctionError" not in resp, body
+    assert body["event"] == {"tag": "al2"}
+    assert body["function_name"] == fn
 
 
 def invoke(lambda_client: Any, fn: str, event: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:

@@ -10,6 +10,9 @@ is served by its language's nearest image and says so.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +23,9 @@ import pytest
 
 from lamina.cli.status import fetch_status
 from lamina.runtimes.images import ImageStore
+from lamina.runtimes.versions import runtime_version_arn
 from lamina.settings import Settings
+from tests import interpreters
 from tests.conftest import LAMINA, ROLE, LaminaServer, make_zip
 from tests.integration.conftest import assert_aws_error, invoke_json
 
@@ -170,6 +175,34 @@ def test_every_built_runtime_runs_with_its_sdk(client: Any, create_function: Fn,
     else:
         assert body["sdk"] == "Aws::S3::Client" and body["function"] == fn
         assert body["env"] == "AWS_Lambda_ruby3.3" and 0 < body["remaining"] <= 3000
+
+
+OS_PROBE = """import json, os, shutil, urllib.request
+api = 'http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + '/2018-06-01/runtime/invocation/'
+while True:
+    r = urllib.request.urlopen(api + 'next')
+    rid = r.headers['Lambda-Runtime-Aws-Request-Id']
+    r.read()
+    found = {name: shutil.which(name) for name in ('python3', 'node', 'ruby', 'sh')}
+    release = dict(line.split('=', 1) for line in open('/etc/os-release').read().split('\\n') if '=' in line)
+    body = {'found': found, 'release': release.get('VERSION_CODENAME'), 'path': os.environ['PATH'],
+            'env': os.environ.get('AWS_EXECUTION_ENV')}
+    urllib.request.urlopen(urllib.request.Request(api + rid + '/response', data=json.dumps(body).encode())).read()
+"""
+
+
+@pytest.mark.parametrize(("runtime", "suite"), [("provided.al2023", "trixie"), ("provided.al2", "bookworm")])
+def test_os_only_images_carry_no_language(client: Any, create_function: Fn, python_layer: str,
+                                          runtime: str, suite: str) -> None:
+    """As on AWS, an OS-only runtime has a shell and no interpreter: the custom runtime brings
+    its own (here CPython from a layer, at /opt)."""
+    fn = create_function({"bootstrap": f"#!{interpreters.PYTHON}\n" + OS_PROBE}, runtime=runtime,
+                         handler="unused", Layers=[python_layer])
+    body = probe(client, fn)
+    assert body["found"] == {"python3": None, "node": None, "ruby": None, "sh": "/usr/bin/sh"}, body
+    assert body["release"] == suite
+    assert body["path"] == "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+    assert body["env"] is None
 
 
 def test_ruby_error_shape(client: Any, create_function: Fn) -> None:
@@ -367,3 +400,58 @@ def test_outdated_images_and_clients_are_removed_at_start(own_server: Callable[.
         time.sleep(0.1)
     assert not old_image.exists() and not old_client.exists()
     assert ImageStore(shared).ready("python3.13") is not None
+
+
+def test_a_pinned_version_keeps_its_older_image(own_server: Callable[..., LaminaServer], tmp_path: Path) -> None:
+    """A version pinned (Manual) to an older image of its runtime (one a recipe change has
+    replaced, kept on this host) starts on that image, and a server start keeps it; once no
+    version is pinned to it, a server start deletes it."""
+    shared = Settings.from_env().effective_runtimes_dir
+    current = ImageStore(shared).ready("python3.13")
+    assert current is not None
+    older_digest = hashlib.sha256(b"an older python3.13 recipe").hexdigest()
+    older = shared / "python3.13" / older_digest[:16]
+    data = tmp_path / "data"
+    server = own_server(data)  # its start-up clean-up would delete an older image made before it
+    client = server.client()
+    client.create_function(FunctionName="f", Runtime="python3.13", Handler="app.handler", Role=ROLE,
+                           Code={"ZipFile": make_zip({"app.py": ON_OLDER_IMAGE})})
+    assert _wait_settled(client, "f")["State"] == "Active"
+    older.mkdir()
+    try:
+        subprocess.run(["cp", "-al", str(current.root), str(older / "rootfs")], check=True, timeout=120)
+        (older / "rootfs" / "etc" / "older-image").write_text("yes\n")
+        manifest = json.loads((current.root.parent / "manifest.json").read_text())
+        (older / "manifest.json").write_text(json.dumps({**manifest, "digest": older_digest}))
+        older_arn = runtime_version_arn("us-east-1", "python3.13", older_digest)
+
+        assert invoke_json(client, "f", {})[1] is False
+        client.put_runtime_management_config(FunctionName="f", UpdateRuntimeOn="Manual", RuntimeVersionArn=older_arn)
+        assert invoke_json(client, "f", {})[1] is True
+        assert client.get_function_configuration(FunctionName="f")["RuntimeVersionConfig"]["RuntimeVersionArn"] \
+            == older_arn
+
+        server.stop()
+        server = own_server(data)
+        client = server.client()
+        _wait_for_log(server, "runtime images checked")
+        assert older.exists()
+        assert invoke_json(client, "f", {})[1] is True
+        client.put_runtime_management_config(FunctionName="f", UpdateRuntimeOn="Auto")
+        assert invoke_json(client, "f", {})[1] is False
+
+        server.stop()
+        _wait_for_log(own_server(data), "runtime images checked: 1 removed")
+        assert not older.exists()
+    finally:
+        shutil.rmtree(older, ignore_errors=True)
+
+
+def _wait_for_log(server: LaminaServer, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in server.log_path.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the server's log"
+        time.sleep(0.05)
+
+
+ON_OLDER_IMAGE = "import os\ndef handler(event, context):\n    return os.path.exists('/etc/older-image')\n"

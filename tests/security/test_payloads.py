@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import interpreters
 from tests.conftest import REGION, ROLE, LaminaServer, make_zip
 
 DEPTH = 999  # AWS (Jackson) accepts up to 1,000 levels; Python's decoder gives up sooner
@@ -23,7 +24,7 @@ DEEP = b"[" * DEPTH + b"]" * DEPTH
 
 # a custom runtime that answers every event with a document as deep as DEPTH
 DEEP_ANSWER = (
-    "#!/usr/bin/python3.11\n"
+    f"#!{interpreters.PYTHON}\n"
     "import os, urllib.request\n"
     "api = 'http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + '/2018-06-01/runtime/invocation/'\n"
     "while True:\n"
@@ -59,9 +60,9 @@ def _records(server: LaminaServer, name: str) -> list[Any]:
 
 
 def test_deep_event_and_deep_response_still_make_a_destination_record(
-        lambda_client: Any, server: LaminaServer, function: Callable[..., str]) -> None:
+        lambda_client: Any, server: LaminaServer, function: Callable[..., str], python_layer: str) -> None:
     recorder = function({"app.py": RECORDER}, Runtime="python3.11", Handler="app.handler")
-    deep = function({"bootstrap": DEEP_ANSWER}, Runtime="provided.al2023", Handler="unused")
+    deep = function({"bootstrap": DEEP_ANSWER}, Runtime="provided.al2023", Handler="unused", Layers=[python_layer])
     lambda_client.put_function_event_invoke_config(FunctionName=deep, DestinationConfig={
         "OnSuccess": {"Destination": f"arn:aws:lambda:{REGION}:000000000000:function:{recorder}"}})
     answer = lambda_client.invoke(FunctionName=deep, InvocationType="Event", Payload=DEEP)

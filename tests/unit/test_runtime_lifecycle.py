@@ -43,13 +43,16 @@ BOTOCORE_RUNTIMES: list[str] = create_loader().load_service_model("lambda", "ser
 
 
 class Served:
-    """What `check_runtime` asks of the catalog: which runtimes this host serves."""
+    """What the function service asks of the catalog: which runtimes this host serves."""
 
     def __init__(self, *names: str) -> None:
         self.names = sorted(names)
 
     def plan(self, runtime: str) -> object | None:
         return SimpleNamespace(note=None) if runtime in self.names else None
+
+    def kept_versions(self, runtime: str, region: str) -> list[str]:
+        return []  # no older images on this host
 
 
 CATALOG: Any = Served("python3.11", "python3.13", "nodejs20.x", "nodejs22.x", "provided.al2023")

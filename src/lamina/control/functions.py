@@ -156,6 +156,10 @@ class FunctionService:
         RuntimeVersionArn is made (from the digest of the image serving it)."""
         return runtime_version_arn(region, runtime, self._image_digest(runtime))
 
+    def kept_runtime_versions(self, region: str, runtime: str) -> list[str]:
+        """Blocking: the runtime versions of `runtime` whose images are on this host."""
+        return self._catalog.kept_versions(runtime, region)
+
     def runtime_version_arn(self, cfg: FunctionConfig) -> str | None:
         """The RuntimeVersionArn `cfg` runs on (its RuntimeVersionConfig): pinned under Manual,
         the one of its last update under FunctionUpdate, the current one under Auto. None for

@@ -7,10 +7,15 @@ as AWS refuses them. A change gets a new RevisionId, so that it and a concurrent
 cannot both win (the store compares RevisionIds), and a new generation when it changes the
 runtime version the version runs on; $LATEST is refused while Pending or while an update is
 in progress, like any other change to it.
+
+A version keeps the image its RuntimeVersionArn names: environments start on it (the
+placement asks the catalog for a pinned image), and a server start keeps the images pinned
+versions name when it deletes outdated ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from lamina.control.functions import FunctionService
@@ -38,7 +43,8 @@ class RuntimeManagementService:
             if version_arn is None:
                 raise InvalidParameterValueException(
                     "RuntimeVersionArn must be specified when UpdateRuntimeOn is Manual.")
-            self._check_runnable(current, version_arn)
+            kept = await asyncio.to_thread(self._functions.kept_runtime_versions, current.region, current.runtime or "")
+            self._check_runnable(current, version_arn, kept)
             pinned: str | None = version_arn
         elif version_arn is not None:
             raise InvalidParameterValueException(
@@ -53,10 +59,11 @@ class RuntimeManagementService:
         await self._functions.repo.save(current, changed)
         return changed
 
-    def _check_runnable(self, cfg: FunctionConfig, version_arn: str) -> None:
+    def _check_runnable(self, cfg: FunctionConfig, version_arn: str, kept: list[str]) -> None:
         """A Manual pin must name a runtime version of the version's own runtime that this
-        host has: the one its runtime is served by now, or one that a version of this function
-        runs (so that a function can be rolled back to what it ran before)."""
+        host has: the one its runtime is served by now, one whose image is kept here (`kept`),
+        or one that a version of this function runs (so that a function can be rolled back to
+        what it ran before)."""
         if cfg.runtime is None or cfg.package_type != "Zip":
             raise InvalidParameterValueException(
                 "Runtime management configuration is not supported for functions without a managed runtime.")
@@ -65,7 +72,7 @@ class RuntimeManagementService:
                 f"The runtime version {version_arn} is not in the function's Region ({cfg.region}).")
         repo = self._functions.repo
         versions = [repo.latest(cfg.key), *repo.published(cfg.key)]
-        known: set[str | None] = {self._functions.current_runtime_version(cfg.region, cfg.runtime)}
+        known: set[str | None] = {self._functions.current_runtime_version(cfg.region, cfg.runtime), *kept}
         known.update(arn for v in versions if v is not None and v.runtime == cfg.runtime
                      for arn in (v.runtime_version_arn, self._functions.runtime_version_arn(v)))
         if version_arn not in known:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lamina.domain.model import FunctionConfig, FunctionKey, VersionKey
+from lamina.domain.model import FunctionConfig, FunctionKey, UpdateRuntimeOn, VersionKey
 from lamina.errors import ImageBuildError, ServiceException, TooManyRequestsException
 from lamina.invoke.capacity import HostCapacity, Reservation
 from lamina.invoke.launch import sandbox_request
@@ -27,6 +27,7 @@ from lamina.invoke.pool import FunctionPool
 from lamina.invoke.stats import FunctionStats, Stats
 from lamina.observe.logs import LogSink
 from lamina.runtimes.catalog import RuntimeCatalog, RuntimeLaunch
+from lamina.runtimes.versions import runtime_version_arn
 from lamina.sandbox.protocols import Sandbox, SandboxProvider
 from lamina.settings import Settings
 
@@ -191,6 +192,15 @@ class Placement:
         """How the function's runtime starts; its image is built here only if it went missing
         since the function settled (removed by hand): settling builds it."""
         runtime = cfg.runtime or ""
+        pin = cfg.runtime_version_arn if cfg.runtime_update_on is not UpdateRuntimeOn.AUTO else None
+        if pin is not None and pin != runtime_version_arn(cfg.region, runtime, self._catalog.image_digest(runtime)):
+            # pinned (Manual, or FunctionUpdate since its last update) to an image older than the current
+            pinned = await asyncio.get_running_loop().run_in_executor(
+                None, self._catalog.pinned, runtime, cfg.region, pin)
+            if pinned is not None:
+                return pinned
+            log.warning("%s is pinned to runtime version %s, which is not on this host any more (removed "
+                        "by hand); it runs on the current one", cfg.qualified_arn, pin)
         launch = self._catalog.get(runtime)
         if launch is None and self._catalog.plan(runtime) is not None:
             try:

@@ -12,9 +12,9 @@ cold start; `LAMINA_RUNTIME_FALLBACK=refuse` refuses such runtimes instead.
 
 With `LAMINA_RUNTIME_IMAGES=off` (a host with no registry to build from) Lamina serves the
 host's own interpreters, as it did before images: `python3.X` for each /usr/bin/python3.X,
-`nodejs<N>.x` for the host's Node.js. `provided.*` run on the host's /usr either way, for
-now: the OS-only images build, but custom runtimes (awslambdaric, aws-lambda-ric) still
-bring no interpreter of their own.
+`nodejs<N>.x` for the host's Node.js, and `provided.*` on the host's /usr. With images,
+`provided.*` run on their OS-only images, which carry no language, as on AWS: a custom
+runtime brings its interpreter in its package or a layer.
 
 Invariant: `plan(runtime)` is a pure function of the recipes and the settings, decided at
 start-up; whether an image is built changes only `launch`, never the plan.
@@ -30,13 +30,14 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lamina.runtimes.bytecode import PYC_ROOT, BytecodeCache
 from lamina.runtimes.images import Image, ImageStore
 from lamina.runtimes.recipes import RECIPES
+from lamina.runtimes.versions import runtime_version_arn
 
 log = logging.getLogger("lamina.runtimes")
 
@@ -53,6 +54,7 @@ MANAGED = (
 FALLBACKS = ("nearest", "refuse")
 IMAGE_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 HOST_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
+PROVIDED_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"   # AWS's, for the OS-only runtimes
 CLIENT_DIRS = {"python": "python", "nodejs": "nodejs", "ruby": "ruby"}
 
 
@@ -133,10 +135,11 @@ class RuntimeCatalog:
         self._plans: dict[str, Plan] = {}
         self._host: dict[str, RuntimeLaunch] = {}
         self._launches: dict[str, RuntimeLaunch] = {}
+        self._pinned: dict[tuple[str, str, str], RuntimeLaunch | None] = {}
         self._lock = threading.Lock()
         self._host = _host_launches(usr_bin, languages=images is None)
-        for name in PROVIDED:  # the OS-only images are built (`lamina runtimes install`) but not yet used
-            self._plans[name] = Plan(name, name, image=False)
+        for name in PROVIDED:
+            self._plans[name] = Plan(name, name, image=images is not None)
         if images is None:
             served = sorted(n for n in self._host if n not in PROVIDED)
         else:
@@ -189,6 +192,38 @@ class RuntimeCatalog:
             launch = self._image_launch(plan, image)
         self._launches[runtime] = launch
         return launch
+
+    def pinned(self, runtime: str, region: str, version_arn: str) -> RuntimeLaunch | None:
+        """Blocking (reads the runtime's manifests once): how to start `runtime` on the older
+        image `version_arn` names (a version pinned to the runtime version it ran before its
+        recipe changed). None when that is not an image kept on this host."""
+        key = (runtime, region, version_arn)
+        if key in self._pinned:
+            return self._pinned[key]
+        launch = None
+        image = self._image_of(runtime, region, version_arn)
+        plan = self._plans.get(runtime)
+        if image is not None and plan is not None:
+            launch = self._image_launch(plan, image)
+        self._pinned[key] = launch
+        return launch
+
+    def kept_versions(self, runtime: str, region: str) -> list[str]:
+        """Blocking: the RuntimeVersionArns of every image of `runtime` on this host, the
+        current one and older ones kept for pinned versions."""
+        plan = self._plans.get(runtime)
+        if plan is None or not plan.image or self._images is None:
+            return []
+        return [runtime_version_arn(region, runtime, image.digest) for image in self._images.published(plan.served_by)]
+
+    def _image_of(self, runtime: str, region: str, version_arn: str) -> Image | None:
+        plan = self._plans.get(runtime)
+        if plan is None or not plan.image or self._images is None:
+            return None
+        for image in self._images.published(plan.served_by):
+            if runtime_version_arn(region, runtime, image.digest) == version_arn:
+                return image
+        return None
 
     @property
     def names(self) -> list[str]:
@@ -257,13 +292,14 @@ class RuntimeCatalog:
         found = ((self._bytecode.compiled(image, tree, mount), mount) for tree, mount in trees)
         return tuple((str(path), PYC_ROOT + mount) for path, mount in found if path is not None)
 
-    def prune(self) -> int:
-        """Blocking: delete the images no recipe here names any more (every function runs on its
-        runtime's current image, so nothing uses them) and the runtime clients of older Lamina
-        code. Returns how many images it deleted."""
+    def prune(self, pins: Iterable[tuple[str, str, str]] = ()) -> int:
+        """Blocking: delete the images no recipe here names any more, but for those a function
+        version is pinned to (`pins`: its (runtime, region, RuntimeVersionArn)), and the runtime
+        clients of older Lamina code. Returns how many images it deleted."""
         if self._images is None:
             return 0
-        removed = self._images.prune(())
+        keep = {image.digest for pin in set(pins) if (image := self._image_of(*pin)) is not None}
+        removed = self._images.prune(keep)
         clients = self._images.root / "clients"
         current = {f"{family}-{_client_hash(family)}" for family in CLIENT_DIRS}
         with self._lock, contextlib.suppress(OSError):
@@ -274,6 +310,7 @@ class RuntimeCatalog:
 
     def forget(self, runtime: str | None = None) -> None:
         """Drop cached launches (an image was removed or rebuilt)."""
+        self._pinned.clear()
         if runtime is None:
             self._launches.clear()
         else:
@@ -284,7 +321,7 @@ class RuntimeCatalog:
         recipe = RECIPES[plan.served_by]
         family = recipe.family
         if family == "provided":
-            launch = RuntimeLaunch(plan.runtime, ("/var/task/bootstrap",), None, None)
+            launch = RuntimeLaunch(plan.runtime, ("/var/task/bootstrap",), None, None, (("PATH", PROVIDED_PATH),))
         elif family == "python":
             python = image.interpreter
             launch = RuntimeLaunch(

@@ -74,15 +74,35 @@ class ImageStore:
         recipe = self.recipes.get(runtime)
         if recipe is None:
             return None
-        digest = recipe.digest()
-        folder = self.root / runtime / digest[:16]
+        return self._read(runtime, recipe.digest())
+
+    def published(self, runtime: str) -> list[Image]:
+        """Every image of `runtime` on disk, the current one and older ones kept because a
+        function version is pinned to them (`prune`'s `keep`)."""
+        folder = self.root / runtime
+        if not _NAME.fullmatch(runtime) or folder.is_symlink():
+            return []
+        images = []
+        with contextlib.suppress(OSError):
+            for entry in sorted(folder.iterdir()):
+                if not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink():
+                    image = self._read(runtime, None, entry)
+                    if image is not None:
+                        images.append(image)
+        return images
+
+    def _read(self, runtime: str, digest: str | None, folder: Path | None = None) -> Image | None:
+        """The image in `folder` (default: the one of `digest`) per its manifest; None when it is
+        not complete or not the digest asked for."""
+        folder = folder if folder is not None else self.root / runtime / (digest or "")[:16]
         try:
             manifest = json.loads((folder / "manifest.json").read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(manifest, dict) or manifest.get("digest") != digest:
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("digest"), str) \
+                or manifest["digest"][:16] != folder.name or (digest is not None and manifest["digest"] != digest):
             return None
-        return Image(runtime, digest, folder / "rootfs", str(manifest.get("interpreter", "")),
+        return Image(runtime, manifest["digest"], folder / "rootfs", str(manifest.get("interpreter", "")),
                      str(manifest.get("version", "")), int(manifest.get("size", 0)),
                      float(manifest.get("build_seconds", 0.0)))
 
