@@ -455,3 +455,37 @@ def _wait_for_log(server: LaminaServer, text: str, timeout: float = 20) -> None:
 
 
 ON_OLDER_IMAGE = "import os\ndef handler(event, context):\n    return os.path.exists('/etc/older-image')\n"
+
+
+ESM_LIB = "export const greeting = 'hello from an ES module';\n"
+REQUIRES_ESM = "exports.handler = async () => require('./lib.mjs').greeting;\n"
+ESM_IN_JS = "export const handler = async () => 'detected as an ES module';\n"
+
+
+@pytest.mark.parametrize("runtime", ["nodejs20.x", "nodejs22.x"])
+def test_node_requires_es_modules_only_when_the_function_enables_it(client: Any, create_function: Fn,
+                                                                     runtime: str) -> None:
+    """AWS disables Node's require(esm) on nodejs20.x and 22.x (--no-experimental-require-module);
+    NODE_OPTIONS=--experimental-require-module turns it back on."""
+    files = {"index.js": REQUIRES_ESM, "lib.mjs": ESM_LIB}
+    off = create_function(files, runtime=runtime, handler="index.handler")
+    resp, body = invoke_json(client, off, {})
+    assert resp["FunctionError"] == "Unhandled", body
+    assert "ERR_REQUIRE_ESM" in json.dumps(body)
+    on = create_function(files, runtime=runtime, handler="index.handler",
+                         Environment={"Variables": {"NODE_OPTIONS": "--experimental-require-module"}})
+    assert invoke_json(client, on, {})[1] == "hello from an ES module"
+
+
+@pytest.mark.parametrize(("runtime", "detected"), [("nodejs22.x", False), ("nodejs24.x", True)])
+def test_node22_does_not_detect_es_module_syntax(client: Any, create_function: Fn, runtime: str,
+                                                 detected: bool) -> None:
+    """nodejs22.x runs with --no-experimental-detect-module: ES module syntax in a .js file with
+    no "type": "module" is a syntax error there, as on AWS, and runs on nodejs24.x."""
+    fn = create_function({"index.js": ESM_IN_JS}, runtime=runtime, handler="index.handler")
+    resp, body = invoke_json(client, fn, {})
+    if detected:
+        assert body == "detected as an ES module"
+    else:
+        assert resp["FunctionError"] == "Unhandled", body
+        assert body["errorType"] == "Runtime.UserCodeSyntaxError", body

@@ -31,7 +31,7 @@ def sandbox_request(cfg: FunctionConfig, launch: RuntimeLaunch | None, code_dir:
                     ) -> tuple[SandboxRequest, RuntimeReply | None]:
     """The request for one new environment, and the init failure it must report instead of
     starting (None: start it)."""
-    argv = launch.argv if launch else TASK_BOOTSTRAP
+    argv = _reenabled(launch.argv, cfg.environment.get("NODE_OPTIONS", "")) if launch else TASK_BOOTSTRAP
     # lexists: a bootstrap that is a symlink resolves inside the sandbox; following it on
     # the host would tell the function which host paths exist
     custom = launch is not None and launch.runtime_dir is None
@@ -50,6 +50,13 @@ def sandbox_request(cfg: FunctionConfig, launch: RuntimeLaunch | None, code_dir:
         zygote_argv=launch.zygote_argv if launch is not None and argv == launch.argv else None,
     )
     return request, refusal
+
+
+def _reenabled(argv: tuple[str, ...], node_options: str) -> tuple[str, ...]:
+    """`argv` without the runtime's `--no-experimental-X` flags whose `--experimental-X` the
+    function sets in NODE_OPTIONS: AWS drops a disable flag its function overrides."""
+    enabled = set(node_options.split())
+    return tuple(arg for arg in argv if not (arg.startswith("--no-experimental-") and f"--{arg[5:]}" in enabled))
 
 
 def init_log(cfg: FunctionConfig, launch: RuntimeLaunch | None) -> str:

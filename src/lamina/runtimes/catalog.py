@@ -56,6 +56,10 @@ IMAGE_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 HOST_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
 PROVIDED_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"   # AWS's, for the OS-only runtimes
 CLIENT_DIRS = {"python": "python", "nodejs": "nodejs", "ruby": "ruby"}
+# Experimental features upstream Node.js enables that AWS's runtime of that major disables; a
+# function re-enables one with the positive flag in NODE_OPTIONS (`lamina.invoke.launch`).
+NODE_DISABLED = {20: ("--no-experimental-require-module",),
+                 22: ("--no-experimental-require-module", "--no-experimental-detect-module")}
 
 
 @dataclass(frozen=True)
@@ -329,8 +333,10 @@ class RuntimeCatalog:
                 (("PATH", IMAGE_PATH), ("PYTHONPATH", "/var/runtime")),
                 (python, "-B", "-S", "/var/runtime/zygote.py"))
         elif family == "nodejs":
+            disabled = NODE_DISABLED.get(int(recipe.version), ())
             launch = RuntimeLaunch(
-                plan.runtime, (image.interpreter, "/var/runtime/bootstrap.mjs"), None, f"AWS_Lambda_{plan.runtime}",
+                plan.runtime, (image.interpreter, *disabled, "/var/runtime/bootstrap.mjs"), None,
+                f"AWS_Lambda_{plan.runtime}",
                 (("PATH", IMAGE_PATH),
                  ("NODE_PATH", f"/opt/nodejs/node{recipe.version}/node_modules:/opt/nodejs/node_modules:"
                                "/var/runtime/node_modules:/var/runtime:/var/task")))
@@ -429,7 +435,7 @@ def _host_launches(usr_bin: Path, *, languages: bool) -> dict[str, RuntimeLaunch
     if major is not None and major >= 18:
         name = f"nodejs{major}.x"
         launches[name] = RuntimeLaunch(
-            name, (str(node), "/var/runtime/bootstrap.mjs"), RUNTIME_FILES / "nodejs",
+            name, (str(node), *NODE_DISABLED.get(major, ()), "/var/runtime/bootstrap.mjs"), RUNTIME_FILES / "nodejs",
             f"AWS_Lambda_{name}",
             (("PATH", HOST_PATH),
              ("NODE_PATH", f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:"

@@ -56,3 +56,16 @@ def test_a_custom_runtime_without_a_bootstrap_is_refused(tmp_path: Path) -> None
 def test_json_logging_is_passed_on(tmp_path: Path) -> None:
     request, _ = sandbox_request(_cfg(log_format="JSON", application_log_level="DEBUG"), PYTHON, tmp_path, None, "a")
     assert request.env["AWS_LAMBDA_LOG_FORMAT"] == "JSON" and request.env["AWS_LAMBDA_LOG_LEVEL"] == "DEBUG"
+
+
+def test_node_options_re_enable_what_the_runtime_disables(tmp_path: Path) -> None:
+    node = RuntimeLaunch("nodejs22.x", ("/var/lang/bin/node", "--no-experimental-require-module",
+                                        "--no-experimental-detect-module", "/var/runtime/bootstrap.mjs"), Path("/rt"),
+                         "AWS_Lambda_nodejs22.x")
+    as_is, _ = sandbox_request(_cfg(runtime="nodejs22.x"), node, tmp_path, None, "a")
+    assert as_is.argv == node.argv
+    options = "--max-old-space-size=100 --experimental-require-module"
+    cfg = _cfg(runtime="nodejs22.x", environment={"NODE_OPTIONS": options})
+    one, _ = sandbox_request(cfg, node, tmp_path, None, "b")
+    assert one.argv == ("/var/lang/bin/node", "--no-experimental-detect-module", "/var/runtime/bootstrap.mjs")
+    assert one.env["NODE_OPTIONS"] == options
