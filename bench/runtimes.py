@@ -1,9 +1,11 @@
 """Runtime images benchmark: cold starts per runtime image beside the host's interpreter,
 fork starts per image, the common real function (boto3 imported and a client made at init,
-from the runtime or bundled in the zip) beside MiniStack, and each image's build time and size.
+from the runtime or bundled in the zip) beside MiniStack, the physical anchors (the same work
+in a bare sandbox on the image, no Lamina), and each image's build time and size.
 
     .venv/bin/python bench/runtimes.py                     # all of it (MiniStack installed on first use)
     .venv/bin/python bench/runtimes.py --cold 9 --no-peer
+    .venv/bin/python bench/runtimes.py --disk 1000         # the disk 1,000 busy environments take
 
 Each Lamina server is the benchmark's own, on a temporary data dir, with the shared runtimes
 cache (LAMINA_RUNTIMES_DIR, as `make setup` builds it). MiniStack (PyPI `ministack`, its local
@@ -32,6 +34,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from invoke import ROLE, _client, _percentile, lamina_server
@@ -165,6 +170,77 @@ def ministack() -> Iterator[str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# The physical anchors: the same work with no Lamina around it, in a bare bubblewrap sandbox on
+# the image (a new set of namespaces, the image as /, nothing else): what a start cannot go below.
+ANCHORS = {
+    "sandbox alone (bwrap /bin/true)": ("python3.13", ("/bin/true",)),
+    "python3.13 interpreter start (-S -c pass)": ("python3.13", ("/var/lang/bin/python3.13", "-S", "-c", "pass")),
+    "python3.13 import boto3 + S3 client": (
+        "python3.13", ("/var/lang/bin/python3.13", "-c",
+                       "import boto3; boto3.client('s3', region_name='us-east-1')")),
+    "nodejs22.x node start (-e 0)": ("nodejs22.x", ("/var/lang/bin/node", "-e", "0")),
+}
+
+
+def anchors(runs: int) -> dict[str, float]:
+    """Median wall time of each anchor, `runs` times each, interleaved."""
+    store = ImageStore(Settings.from_env().effective_runtimes_dir)
+    times: dict[str, list[float]] = {name: [] for name in ANCHORS}
+    for _ in range(runs):
+        for name, (runtime, argv) in ANCHORS.items():
+            image = store.ready(runtime)
+            if image is None:
+                continue
+            bwrap = ["bwrap", "--clearenv", "--ro-bind", str(image.root), "/", "--proc", "/proc", "--dev", "/dev",
+                     "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"]
+            t0 = time.perf_counter()
+            subprocess.run([*bwrap, *argv], check=True, capture_output=True, timeout=60)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: round(statistics.median(values), 1) for name, values in times.items() if values}
+
+
+def disk_shared(count: int) -> dict[str, Any]:
+    """`count` environments of python3.13 busy at once (128 MB, each sleeping in its invoke):
+    the runtimes directory's size before and while they run, and how much more of the disk
+    holding the data dir they take in all. Its own server, sized for `count` environments."""
+    from scale import _server_env
+
+    from lamina.cli.status import fetch_status
+
+    runtimes_dir = Settings.from_env().effective_runtimes_dir
+
+    def size(path: Path) -> int:
+        out = subprocess.run(["du", "-sxb", str(path)], capture_output=True, text=True, check=True).stdout
+        return int(out.split()[0])
+
+    def used() -> int:
+        st = os.statvfs(tempfile.gettempdir())
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    with lamina_server(None, _server_env(count)) as (endpoint, _pid):
+        client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                              aws_secret_access_key="test",
+                              config=Config(max_pool_connections=count + 8, read_timeout=300,
+                                            retries={"max_attempts": 0}))
+        sleeper = b"import time\ndef handler(event, context):\n    time.sleep(event['sleep'])\n"
+        name = _create(client, "python3.13", {"app.py": sleeper}, "app.handler", memory=128)
+        before, used_before = size(runtimes_dir), used()
+        payload = json.dumps({"sleep": 30 + count / 20}).encode()
+        busy = 0
+        with ThreadPoolExecutor(count) as pool:
+            for _ in range(count):
+                pool.submit(client.invoke, FunctionName=name, Payload=payload)
+            deadline = time.monotonic() + 20 + count / 20
+            while busy < count and time.monotonic() < deadline:
+                time.sleep(0.5)
+                status = fetch_status(endpoint)["functions"].get(f"us-east-1/{name}", {})
+                busy = int(status.get("environments", {}).get("busy", 0))
+            during, used_during = size(runtimes_dir), used()
+    return {"environments_busy": busy, "runtimes_dir_bytes_before": before, "runtimes_dir_bytes_during": during,
+            "disk_used_more_mb": round((used_during - used_before) / 1e6, 1),
+            "per_environment_mb": round((used_during - used_before) / 1e6 / max(busy, 1), 2)}
+
+
 def images() -> list[dict[str, Any]]:
     store = ImageStore(Settings.from_env().effective_runtimes_dir)
     out = []
@@ -180,7 +256,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cold", type=int, default=9)
     parser.add_argument("--no-peer", action="store_true", help="skip MiniStack")
+    parser.add_argument("--disk", type=int, metavar="N",
+                        help="only measure the disk N busy environments of one runtime take, and exit")
     args = parser.parse_args()
+    if args.disk:
+        print(json.dumps(disk_shared(args.disk), indent=2))
+        return
     hello_py = {"app.py": HELLO_PY.encode()}
     hello_js = {"index.js": HELLO_JS.encode()}
     boto3_zip = _bundled_boto3()
@@ -207,6 +288,7 @@ def main() -> None:
             results["MiniStack python3.11 hello"] = cold(client, "python3.11", hello_py, "app.handler", args.cold)
             results["MiniStack python3.11 boto3 client at init (bundled boto3)"] = cold(
                 client, "python3.11", boto3_zip, "app.handler", args.cold)
+    results["anchors (ms)"] = anchors(max(args.cold, 9))
     results["images"] = images()
     print(json.dumps(results, indent=2))
 

@@ -234,6 +234,56 @@ def test_process_limit(lambda_client: Any, create_function: Fn) -> None:
     assert 100 <= body["forked"] < 1024
 
 
+def test_thread_limit(lambda_client: Any, create_function: Fn) -> None:
+    code = (
+        "import threading\n"
+        "def handler(event, context):\n"
+        "    stop, threads, error = threading.Event(), [], None\n"
+        "    while len(threads) < 5000:\n"
+        "        t = threading.Thread(target=stop.wait)\n"
+        "        try:\n"
+        "            t.start()\n"
+        "        except RuntimeError as e:\n"
+        "            error = str(e)\n"
+        "            break\n"
+        "        threads.append(t)\n"
+        "    stop.set()\n"
+        "    for t in threads:\n"
+        "        t.join()\n"
+        "    return {'started': len(threads), 'error': error}\n"
+    )
+    fn = create_function({"app.py": code}, Timeout=60, MemorySize=1024)
+    resp, body = call(lambda_client, fn)
+    assert "FunctionError" not in resp, body
+    # the same 1,024 counts threads as well as processes
+    assert body["error"] == "can't start new thread", body
+    assert 1000 <= body["started"] < 1024
+
+
+def test_open_file_limit(lambda_client: Any, create_function: Fn) -> None:
+    code = (
+        "import errno, resource\n"
+        "def handler(event, context):\n"
+        "    files, err = [], None\n"
+        "    while len(files) < 5000:\n"
+        "        try:\n"
+        "            files.append(open('/var/task/app.py'))\n"
+        "        except OSError as e:\n"
+        "            err = e.errno\n"
+        "            break\n"
+        "    for f in files:\n"
+        "        f.close()\n"
+        "    return {'opened': len(files), 'errno': err, 'limit': resource.getrlimit(resource.RLIMIT_NOFILE)}\n"
+    )
+    fn = create_function({"app.py": code}, Timeout=30)
+    resp, body = call(lambda_client, fn)
+    assert "FunctionError" not in resp, body
+    # Lambda quotas: 1,024 file descriptors, soft and hard
+    assert body["limit"] == [1024, 1024]
+    assert body["errno"] == errno.EMFILE
+    assert 1000 <= body["opened"] < 1024
+
+
 # --- filesystem ---------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ single-threaded Python process that imports next to nothing. For each request it
 server waits for it, reads its exit status and gets its SIGCHLD) while only the
 spawner's few megabytes are copied. The child joins the environment's network
 namespace, stages its bind mounts in a private mount namespace, enters its cgroups,
-drops to the sandbox uid and execs bubblewrap.
+drops to the sandbox uid, lowers its open-file limit to Lambda's and execs bubblewrap.
 
 Protocol, over a SOCK_SEQPACKET socket: the server sends one message per sandbox, a
 marshalled `Request` tuple with five descriptors (network namespace, output pipe,
@@ -31,6 +31,7 @@ import fcntl
 import marshal
 import os
 import platform
+import resource
 import signal
 import socket
 import sys
@@ -51,6 +52,9 @@ _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
 # Where function trees are staged for bwrap inside the child's own mount namespace.
 STAGING = "/run"
+# Open files per process in an environment, soft and hard, as AWS documents for Lambda's
+# execution environment (its 1,024 processes and threads are the pids cgroup's limit).
+NOFILE = 1024
 
 # (stage plan [(source, staging path)], tmp plan (device, staging path) or None,
 #  cgroup.procs files, uid, gid, argv to exec)
@@ -126,6 +130,7 @@ def _become_sandbox(request: Request, fds: list[int]) -> None:
         for number, fd in enumerate(extra, _ERR_FD + 1):
             os.dup2(fd, number)
         os.closerange(_ERR_FD + 1 + len(extra), os.sysconf("SC_OPEN_MAX"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
         os.execve(argv[0], argv, {})
     except BaseException as exc:  # reported to the server, then exit
         with contextlib.suppress(BaseException):
